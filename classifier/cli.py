@@ -1,0 +1,187 @@
+"""Console commands of the classifier: train, evaluate, classify (registered on the `hotline` app)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from classifier.artifact import ModelError, load_model
+from classifier.config import Rules, RulesError, load_rules
+from classifier.data import DataError, load_dataset
+from classifier.decision import Classifier, Decision
+from classifier.evaluate import cross_validate, evaluate_model
+from classifier.pipeline import PipelineParams
+from classifier.train import map_labels, pipeline_factory, train_model
+
+RulesOpt = Annotated[Path, typer.Option("--rules", envvar="HOTLINE_RULES", help="规则文件 rules.yaml")]
+ModelOpt = Annotated[Path, typer.Option("--model", envvar="HOTLINE_MODEL", help="模型目录")]
+TextCols = Annotated[list[str], typer.Option("--text-col", help="文本列（可多次给出，按顺序拼接）")]
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.echo(f"错误: {message}", err=True)
+    return typer.Exit(code=2)
+
+
+def _rules(path: Path) -> Rules:
+    try:
+        return load_rules(path)
+    except RulesError as exc:
+        raise _fail(str(exc)) from exc
+
+
+def _classifier(model: Path, rules: Path) -> Classifier:
+    try:
+        return Classifier(load_model(model), _rules(rules))
+    except ModelError as exc:
+        raise _fail(str(exc)) from exc
+
+
+def train(
+    data: Annotated[Path, typer.Option("--data", help="训练数据 CSV / XLSX / JSONL")],
+    text_col: TextCols,
+    label_col: Annotated[str, typer.Option("--label-col", help="标签列（分类代码或分类名称）")],
+    out: Annotated[Path, typer.Option("--out", help="输出模型目录，如 models/street")],
+    rules: RulesOpt = Path("rules.yaml"),
+    folds: Annotated[int, typer.Option("--cv", help="交叉验证折数")] = 5,
+    params: Annotated[str | None, typer.Option("--params", help="超参数 JSON，如 '{\"c\": 0.5}'")] = None,
+) -> None:
+    """Train a model from labelled data and save it with its card."""
+    loaded_rules = _rules(rules)
+    try:
+        dataset = load_dataset(data, text_cols=text_col, label_col=label_col)
+        chosen = PipelineParams(**json.loads(params)) if params else PipelineParams()
+        card = train_model(
+            dataset, rules=loaded_rules, out_dir=out, name=out.name, params=chosen, folds=folds, progress=True
+        )
+    except (DataError, TypeError, json.JSONDecodeError, ValueError) as exc:
+        raise _fail(str(exc)) from exc
+    cv = card["metrics"]["cv"]
+    typer.echo(f"模型 {card['model_version']} 已保存到 {out}")
+    typer.echo(f"交叉验证（{folds} 折）：模型 准确率 {cv['model']['accuracy']:.4f} 宏F1 {cv['model']['macro_f1']:.4f}；"
+               f"模型+规则 准确率 {cv['decision']['accuracy']:.4f} 宏F1 {cv['decision']['macro_f1']:.4f}；"
+               f"仅规则 宏F1 {cv['rules_only']['macro_f1']:.4f}")
+
+
+def _print_report(report: dict[str, Any]) -> None:
+    for part, title in (("model", "模型"), ("decision", "模型+规则（实际派单决策）"), ("rules_only", "仅关键词规则")):
+        m = report[part]
+        typer.echo(f"\n== {title} ==  样本 {m['n']}  准确率 {m['accuracy']:.4f}  宏F1 {m['macro_f1']:.4f}")
+        typer.echo(f"{'类别':<22}{'精确率':>8}{'召回率':>8}{'F1':>8}{'样本':>6}")
+        for label, s in m["per_class"].items():
+            typer.echo(f"{label:<24}{s['precision']:>8.3f}{s['recall']:>8.3f}{s['f1']:>8.3f}{s['support']:>6}")
+        labels = m["confusion"]["labels"]
+        typer.echo("混淆矩阵（行=真实，列=预测）: " + " ".join(labels))
+        for label, row in zip(labels, m["confusion"]["matrix"], strict=True):
+            typer.echo(f"  {label:<22} " + " ".join(f"{v:>4}" for v in row))
+        if "auto_dispatch" in m:
+            typer.echo("自动派单曲线（阈值 → 自动派单比例 / 其中准确率）:")
+            for point in m["auto_dispatch"]:
+                typer.echo(f"  ≥{point['threshold']:.2f}: {point['auto_share']:.1%} / {point['accuracy']:.1%}")
+
+
+def evaluate(
+    data: Annotated[Path, typer.Option("--data", help="带标签的数据 CSV / XLSX / JSONL")],
+    text_col: TextCols,
+    label_col: Annotated[str, typer.Option("--label-col")],
+    rules: RulesOpt = Path("rules.yaml"),
+    cv: Annotated[int | None, typer.Option("--cv", help="K 折交叉验证（与 --model 二选一）")] = None,
+    model: Annotated[Path | None, typer.Option("--model", help="评估已训练的模型目录")] = None,
+    params: Annotated[str | None, typer.Option("--params", help="交叉验证时的超参数 JSON")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="输出一个 JSON 对象")] = False,
+) -> None:
+    """Evaluate by cross-validation or a trained model: model, model+rules and rules alone."""
+    if (cv is None) == (model is None):
+        raise _fail("请给出 --cv K 或 --model DIR 之一")
+    loaded_rules = _rules(rules)
+    try:
+        dataset = load_dataset(data, text_cols=text_col, label_col=label_col)
+        labels = map_labels(dataset.labels, loaded_rules)
+        if model is not None:
+            report = evaluate_model(_classifier(model, rules), dataset.texts, labels)
+        else:
+            chosen = PipelineParams(**json.loads(params)) if params else PipelineParams()
+            build = pipeline_factory(loaded_rules, chosen)
+            report = cross_validate(dataset.texts, labels, build=build, rules=loaded_rules, folds=cv or 5,
+                                    progress=not as_json)
+    except (DataError, ModelError, TypeError, json.JSONDecodeError, ValueError) as exc:
+        raise _fail(str(exc)) from exc
+    if as_json:
+        summary = {"accuracy": report["model"]["accuracy"], "macro_f1": report["model"]["macro_f1"], **report}
+        typer.echo(json.dumps(summary, ensure_ascii=False))
+    else:
+        _print_report(report)
+
+
+def _decision_line(item_id: Any, decision: Decision) -> dict[str, Any]:
+    return {
+        "id": item_id,
+        "category": decision.category,
+        "office": decision.office,
+        "confidence": decision.confidence,
+        "needs_review": decision.needs_review,
+        "alternatives": [{"category": a.category, "score": a.score} for a in decision.alternatives],
+        "source": decision.source,
+        "urgent": decision.urgent,
+    }
+
+
+def _jsonl_items(path: Path) -> Iterator[tuple[int, Any, str | None, str | None]]:
+    """(line number, id, text, error) for every non-empty line."""
+    with path.open(encoding="utf-8") as fh:
+        for number, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                yield number, None, None, f"第 {number} 行不是有效的 JSON: {exc.msg}"
+                continue
+            if not isinstance(obj, dict):
+                yield number, None, None, f"第 {number} 行应为 JSON 对象"
+                continue
+            text = obj.get("text")
+            if not isinstance(text, str) or not text.strip():
+                yield number, obj.get("id"), None, f"第 {number} 行缺少非空字符串字段 text"
+                continue
+            yield number, obj.get("id", number), text, None
+
+
+def classify(
+    text: Annotated[str | None, typer.Argument(help="工单文本")] = None,
+    jsonl: Annotated[Path | None, typer.Option("--jsonl", help="每行一个 {\"id\":…, \"text\":…} 的文件")] = None,
+    rules: RulesOpt = Path("rules.yaml"),
+    model: ModelOpt = Path("models/street"),
+) -> None:
+    """Classify one text, or every line of a JSONL file (one JSON result per line)."""
+    if (text is None) == (jsonl is None):
+        raise _fail("请给出文本或 --jsonl FILE 之一")
+    clf = _classifier(model, rules)
+    if text is not None:
+        typer.echo(json.dumps(clf.decide(text).as_dict(), ensure_ascii=False, indent=2))
+        return
+    assert jsonl is not None
+    if not jsonl.is_file():
+        raise _fail(f"找不到文件 {jsonl}")
+    failures = 0
+    for number, item_id, item_text, error in _jsonl_items(jsonl):
+        if error is not None or item_text is None:
+            failures += 1
+            typer.echo(f"错误: {error}", err=True)
+            typer.echo(json.dumps({"id": item_id, "line": number, "error": error}, ensure_ascii=False))
+            continue
+        typer.echo(json.dumps(_decision_line(item_id, clf.decide(item_text)), ensure_ascii=False))
+    sys.stdout.flush()
+    if failures:
+        raise typer.Exit(code=1)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("train")(train)
+    app.command("evaluate")(evaluate)
+    app.command("classify")(classify)

@@ -1,0 +1,280 @@
+"""The rules file (`rules.yaml`): schema, loading and validation with line numbers.
+
+Every domain constant (categories, offices, keywords, clocks, holidays, places) lives in the rules file; this module
+turns it into typed, validated objects. It is shared by the classifier and the service and imports neither.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from ruamel.yaml import YAML
+from ruamel.yaml.error import MarkedYAMLError
+
+
+class RulesError(ValueError):
+    """The rules file is missing or invalid; the message names the file, line and entry."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Office(_Strict):
+    name: str = Field(min_length=1)
+
+
+class KeywordRule(_Strict):
+    """Matches when any `any` word occurs (or `any` is empty), all `all` words occur and no `none` word occurs."""
+
+    any: tuple[str, ...] = ()
+    all: tuple[str, ...] = ()
+    none: tuple[str, ...] = ()
+    weight: float = Field(default=1.0, gt=0, le=10)
+    override: bool = False
+
+    @model_validator(mode="after")
+    def _needs_words(self) -> KeywordRule:
+        if not self.any and not self.all:
+            raise ValueError("规则至少需要 any 或 all 关键词")
+        for word in (*self.any, *self.all, *self.none):
+            if not word.strip():
+                raise ValueError("关键词不能为空")
+        return self
+
+
+class Category(_Strict):
+    name: str = Field(min_length=1)
+    office: str
+    rules: tuple[KeywordRule, ...] = ()
+    first_action_hours: float | None = Field(default=None, gt=0)
+    clearance: bool = False
+    first_contact: Clock | None = None
+    resolve: Clock | None = None
+
+
+class Clock(_Strict):
+    """A time allowance: either working days (official calendar) or plain hours."""
+
+    working_days: float | None = Field(default=None, gt=0, le=60)
+    hours: float | None = Field(default=None, gt=0, le=24 * 60)
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Clock:
+        if (self.working_days is None) == (self.hours is None):
+            raise ValueError("时限必须且只能给出 working_days 或 hours 之一")
+        return self
+
+
+Category.model_rebuild()
+
+
+class ClassifierSettings(_Strict):
+    review_threshold: float = Field(default=0.55, ge=0, le=1)
+    rule_boost: float = Field(default=1.2, ge=0, le=10)
+    override_confidence: float = Field(default=0.9, ge=0, le=1)
+    # an override phrase does not decide when the model gives another category at least this probability
+    override_model_veto: float = Field(default=0.5, ge=0, le=1)
+    review_on_disagreement: bool = True
+    # the category used when nothing else fits (rules-only evaluation, failed classification)
+    fallback_category: str = "other"
+    # operator boilerplate removed before features are extracted ("市民来电反映：" …), as regular expressions
+    boilerplate: tuple[str, ...] = ()
+
+
+class Urgency(_Strict):
+    keywords: tuple[str, ...] = ()
+
+
+class Deadlines(_Strict):
+    first_contact: Clock
+    first_contact_urgent: Clock
+    resolve_by_kind: dict[str, Clock]
+    default_kind: str
+    extension_max_total: Clock
+    reopen: Clock
+    supervise: Clock
+    warn_fraction: float = Field(gt=0, lt=1)
+    return_window: Clock
+
+    @model_validator(mode="after")
+    def _default_kind_known(self) -> Deadlines:
+        if self.default_kind not in self.resolve_by_kind:
+            raise ValueError(f"default_kind「{self.default_kind}」不在 resolve_by_kind 中")
+        return self
+
+
+class CalendarExtras(_Strict):
+    extra_holidays: tuple[dt.date, ...] = ()
+    extra_workdays: tuple[dt.date, ...] = ()
+    covered_years: tuple[int, ...] = ()
+
+    @model_validator(mode="after")
+    def _disjoint(self) -> CalendarExtras:
+        both = set(self.extra_holidays) & set(self.extra_workdays)
+        if both:
+            raise ValueError(f"日期同时出现在 extra_holidays 和 extra_workdays: {sorted(both)}")
+        return self
+
+
+class Lifecycle(_Strict):
+    return_reasons: tuple[str, ...] = Field(min_length=1)
+    resolve_results: tuple[str, ...] = Field(min_length=1)
+    satisfaction: dict[str, float]
+    reopen_on: tuple[str, ...] = ()
+
+    @model_validator(mode="after")
+    def _reopen_known(self) -> Lifecycle:
+        unknown = [s for s in self.reopen_on if s not in self.satisfaction]
+        if unknown:
+            raise ValueError(f"reopen_on 中的满意度不在 satisfaction 中: {unknown}")
+        return self
+
+
+class Places(_Strict):
+    grids: dict[str, tuple[str, ...]] = {}
+    extra_words: tuple[str, ...] = ()
+
+
+class Rules(_Strict):
+    version: Literal[1]
+    profile: str
+    timezone: str = "Asia/Shanghai"
+    offices: dict[str, Office] = Field(min_length=1)
+    categories: dict[str, Category] = Field(min_length=2)
+    classifier: ClassifierSettings = ClassifierSettings()
+    urgency: Urgency = Urgency()
+    deadlines: Deadlines
+    calendar: CalendarExtras = CalendarExtras()
+    lifecycle: Lifecycle
+    places: Places = Places()
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"未知时区「{value}」") from exc
+        return value
+
+    def cross_check(self) -> list[tuple[tuple[str, ...], str]]:
+        """References between sections: (location, message) for each dangling one."""
+        problems: list[tuple[tuple[str, ...], str]] = []
+        for code, category in self.categories.items():
+            if category.office not in self.offices:
+                msg = f"承办科室「{category.office}」未在 offices 中定义"
+                problems.append((("categories", code, "office"), msg))
+        if self.classifier.fallback_category not in self.categories:
+            msg = f"fallback_category「{self.classifier.fallback_category}」不是已定义的分类"
+            problems.append((("classifier", "fallback_category"), msg))
+        for i, pattern in enumerate(self.classifier.boilerplate):
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                problems.append((("classifier", "boilerplate", str(i)), f"正则表达式无效: {exc}"))
+        return problems
+
+    def office_name(self, code: str) -> str:
+        return self.offices[code].name
+
+    def category_office(self, category: str) -> str:
+        return self.categories[category].office
+
+    def user_words(self) -> list[str]:
+        """Words the tokenizer must keep whole: keywords, road and estate names."""
+        words: set[str] = set(self.places.extra_words)
+        for names in self.places.grids.values():
+            words.update(names)
+        words.update(self.places.grids)
+        for category in self.categories.values():
+            words.add(category.name)
+            for rule in category.rules:
+                words.update(rule.any)
+                words.update(rule.all)
+        words.update(self.urgency.keywords)
+        return sorted(w for w in words if len(w) > 1)
+
+
+def _line_of(node: Any, loc: tuple[int | str, ...]) -> int | None:
+    """Best line number (1-based) for a pydantic error location inside a ruamel round-trip tree."""
+    line: int | None = None
+    for key in loc:
+        lc = getattr(node, "lc", None)
+        if lc is None:
+            break
+        try:
+            if isinstance(node, dict):
+                line = lc.key(key)[0] + 1
+                node = node[key]
+            elif isinstance(node, list) and str(key).isdigit():
+                line = lc.item(int(key))[0] + 1
+                node = node[int(key)]
+            else:
+                break
+        except (KeyError, IndexError, TypeError):
+            break
+    return line
+
+
+def _format_errors(path: Path, raw: Any, error: ValidationError) -> str:
+    lines = [f"规则文件 {path} 校验失败："]
+    for item in error.errors():
+        loc = tuple(p for p in item["loc"] if not (isinstance(p, str) and p.startswith("function-after")))
+        where = ".".join(str(p) for p in loc) or "(根)"
+        line = _line_of(raw, loc)
+        at = f"第 {line} 行 " if line else ""
+        lines.append(f"  {at}{where}: {item['msg']}")
+    return "\n".join(lines)
+
+
+def parse_rules(text: str, *, path: Path = Path("<string>")) -> Rules:
+    """Parse and validate rules text; raises RulesError naming the line of each problem."""
+    yaml = YAML(typ="rt")
+    try:
+        raw = yaml.load(text)
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        line = mark.line + 1 if mark is not None else "?"
+        raise RulesError(f"规则文件 {path} 第 {line} 行 YAML 语法错误: {exc.problem}") from exc
+    if not isinstance(raw, dict):
+        raise RulesError(f"规则文件 {path} 必须是一个映射（键: 值）")
+    try:
+        rules = Rules.model_validate(_plain(raw))
+    except ValidationError as exc:
+        raise RulesError(_format_errors(path, raw, exc)) from exc
+    problems = rules.cross_check()
+    if problems:
+        lines = [f"规则文件 {path} 校验失败："]
+        for loc, msg in problems:
+            line = _line_of(raw, loc)
+            lines.append(f"  {f'第 {line} 行 ' if line else ''}{'.'.join(loc)}: {msg}")
+        raise RulesError("\n".join(lines))
+    return rules
+
+
+def _plain(node: Any) -> Any:
+    """ruamel containers → plain Python so pydantic sees ordinary types."""
+    if isinstance(node, dict):
+        return {str(k): _plain(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_plain(v) for v in node]
+    return node
+
+
+def load_rules(path: str | Path) -> Rules:
+    """Load and validate a rules file."""
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise RulesError(f"找不到规则文件 {file}（设置 HOTLINE_RULES 指向 rules.yaml）") from exc
+    except UnicodeDecodeError as exc:
+        raise RulesError(f"规则文件 {file} 不是 UTF-8 编码") from exc
+    return parse_rules(text, path=file)

@@ -1,0 +1,157 @@
+"""The routing decision: model probabilities combined with keyword rules, explained."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+from classifier.artifact import LoadedModel, ModelError
+from classifier.config import Rules
+from classifier.keywords import KeywordMatcher, RuleMatch
+from classifier.normalize import compile_boilerplate, normalize_text
+
+Source = Literal["model", "rules", "both"]
+
+
+@dataclass(frozen=True)
+class Alternative:
+    category: str
+    name: str
+    score: float
+
+
+@dataclass(frozen=True)
+class Decision:
+    category: str
+    category_name: str
+    office: str
+    office_name: str
+    confidence: float
+    alternatives: list[Alternative]
+    matched_keywords: dict[str, list[str]]
+    source: Source
+    needs_review: bool
+    review_reasons: list[str]
+    urgent: bool
+    urgent_keywords: list[str]
+    model_version: str
+    model_category: str
+    rules_category: str | None = None
+    probabilities: dict[str, float] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _softmax_boost(probs: dict[str, float], scores: dict[str, float], boost: float) -> dict[str, float]:
+    """Shift the model's log-probabilities by the rule scores, then renormalize."""
+    logits = {c: math.log(max(p, 1e-9)) + boost * scores.get(c, 0.0) for c, p in probs.items()}
+    top = max(logits.values())
+    exp = {c: math.exp(v - top) for c, v in logits.items()}
+    total = sum(exp.values())
+    return {c: v / total for c, v in exp.items()}
+
+
+class Classifier:
+    """A loaded model plus the rules file: turns ticket text into a routing decision."""
+
+    def __init__(self, model: LoadedModel, rules: Rules) -> None:
+        unknown = [c for c in model.classes if c not in rules.categories]
+        if unknown:
+            raise ModelError(
+                f"模型 {model.path} 的类别 {unknown} 不在规则文件的 categories 中；模型与规则文件不匹配"
+            )
+        self.model = model
+        self.rules = rules
+        self._matcher = KeywordMatcher(rules)
+        self._boilerplate = compile_boilerplate(rules.classifier.boilerplate)
+
+    @property
+    def version(self) -> str:
+        return self.model.version
+
+    def decide(self, text: str) -> Decision:
+        return self.decide_batch([text])[0]
+
+    def decide_batch(self, texts: Sequence[str]) -> list[Decision]:
+        if not texts:
+            return []
+        matrix = self.model.pipeline.predict_proba(list(texts))
+        classes = self.model.classes
+        return [self._combine(t, dict(zip(classes, row.tolist(), strict=True))) for t, row in zip(texts, matrix, strict=True)]
+
+    def rules_only(self, text: str) -> str:
+        """What the keyword rules alone would choose (the fallback category when none match)."""
+        return self._matcher.choose(normalize_text(text, self._boilerplate), self.rules.classifier.fallback_category)
+
+    def _combine(self, text: str, probs: dict[str, float]) -> Decision:
+        settings = self.rules.classifier
+        normalized = normalize_text(text, self._boilerplate)
+        match = self._matcher.match(normalized)
+        model_top = max(probs, key=lambda c: probs[c])
+        combined = _softmax_boost(probs, match.scores, settings.rule_boost)
+        category, confidence = self._choose(match, probs, combined)
+        rules_top = match.overrides[0] if match.overrides else match.top
+        reasons = self._review_reasons(match, confidence, model_top, rules_top)
+        ranked = sorted(combined.items(), key=lambda kv: -kv[1])[:3]
+        urgent_words = self._matcher.urgent_words(normalized)
+        return Decision(
+            category=category,
+            category_name=self.rules.categories[category].name,
+            office=self.rules.category_office(category),
+            office_name=self.rules.office_name(self.rules.category_office(category)),
+            confidence=round(confidence, 4),
+            alternatives=[Alternative(c, self.rules.categories[c].name, round(s, 4)) for c, s in ranked],
+            matched_keywords=match.keywords,
+            source=_source(category, model_top, rules_top),
+            needs_review=bool(reasons),
+            review_reasons=reasons,
+            urgent=bool(urgent_words),
+            urgent_keywords=urgent_words,
+            model_version=self.model.version,
+            model_category=model_top,
+            rules_category=rules_top,
+            probabilities={c: round(p, 4) for c, p in probs.items()},
+        )
+
+    def _choose(self, match: RuleMatch, probs: dict[str, float], combined: dict[str, float]) -> tuple[str, float]:
+        """An override phrase decides, unless the model is at least as sure of another category
+        (tickets that mention a second topic in passing)."""
+        floor = self.rules.classifier.override_confidence
+        veto = self.rules.classifier.override_model_veto
+        overrides = [c for c in match.overrides if c in combined]
+        model_top = max(probs, key=lambda c: probs[c])
+        if len(overrides) == 1 and not (model_top != overrides[0] and probs[model_top] >= veto):
+            chosen = overrides[0]
+            return chosen, max(combined[chosen], floor)
+        candidates = overrides if len(overrides) > 1 else list(combined)
+        chosen = max(candidates, key=lambda c: combined[c])
+        return chosen, combined[chosen]
+
+    def _review_reasons(
+        self, match: RuleMatch, confidence: float, model_top: str, rules_top: str | None
+    ) -> list[str]:
+        settings = self.rules.classifier
+        reasons: list[str] = []
+        if confidence < settings.review_threshold:
+            reasons.append(f"置信度 {confidence:.2f} 低于审核阈值 {settings.review_threshold:.2f}")
+        if settings.review_on_disagreement and rules_top is not None and rules_top != model_top:
+            reasons.append(
+                f"关键词规则（{self.rules.categories[rules_top].name}）与模型"
+                f"（{self.rules.categories[model_top].name}）判断不一致"
+            )
+        if len(match.overrides) > 1:
+            names = "、".join(self.rules.categories[c].name for c in match.overrides)
+            reasons.append(f"多个高精度规则同时命中：{names}")
+        return reasons
+
+
+def _source(category: str, model_top: str, rules_top: str | None) -> Source:
+    if rules_top is None:
+        return "model"
+    if rules_top == model_top == category:
+        return "both"
+    return "rules" if category == rules_top else "model"
+

@@ -1,0 +1,56 @@
+"""The FastAPI application factory: loads rules, model and database once, mounts the routers."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import InterfaceError, OperationalError
+
+from classifier.artifact import load_model
+from classifier.config import load_rules
+from classifier.decision import Classifier
+from service.db import make_engine
+from service.deadlines.service import DeadlinePolicy
+from service.intake import open311
+from service.intake import routes as intake_routes
+from service.ops import routes as ops_routes
+from service.ops.metrics import Metrics
+from service.settings import Settings, get_settings
+from service.state import AppState
+from service.tickets import routes as ticket_routes
+
+log = logging.getLogger(__name__)
+
+
+def build_state(settings: Settings) -> AppState:
+    """Load everything the app needs; raises RulesError / ModelError / UnsafeSettingsError with clear messages."""
+    settings.check_safe()
+    rules = load_rules(settings.rules)
+    classifier = Classifier(load_model(settings.model), rules)
+    engine = make_engine(settings.database_url, pool_size=settings.db_pool_size)
+    return AppState(settings=settings, engine=engine, rules=rules, classifier=classifier,
+                    policy=DeadlinePolicy(rules), metrics=Metrics(engine))
+
+
+def create_app(settings: Settings | None = None, state: AppState | None = None) -> FastAPI:
+    state = state or build_state(settings or get_settings())
+    app = FastAPI(
+        title="Hotline 12345 工单服务",
+        version="0.1.0",
+        description="12345 热线工单接收、自动分类派单、时限跟踪与办结管理。",
+    )
+    app.state.hotline = state
+
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(InterfaceError)
+    async def database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+        # nothing was committed: the caller retries later and loses nothing
+        log.error("database_unavailable", extra={"path": request.url.path, "error": type(exc).__name__})
+        return JSONResponse({"detail": "数据库暂时不可用，请稍后重试"}, status_code=503,
+                            headers={"Retry-After": str(state.settings.retry_after_seconds)})
+
+    for module in (intake_routes, ticket_routes, open311, ops_routes):
+        app.include_router(module.router)
+    return app

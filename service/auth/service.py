@@ -1,0 +1,66 @@
+"""Creating, listing, revoking users and resolving bearer tokens."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import secrets
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, select
+
+from classifier.config import Rules
+from service.auth.models import Role, User
+from service.errors import ConflictError, InvalidInputError, NotFoundError
+
+TOKEN_PREFIX = "htl_"
+
+
+def hash_token(token: str) -> str:
+    # Tokens are 256-bit random values, so a plain SHA-256 (no salt, no stretching) cannot be brute-forced.
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def create_user(*, session: Session, rules: Rules, name: str, role: str, office: str | None) -> tuple[User, str]:
+    """Create a user; returns it with its token (shown once, never stored)."""
+    if role not in Role.__members__:
+        raise InvalidInputError("role", f"角色必须是 {'/'.join(Role.__members__)} 之一")
+    if role == Role.office and office not in rules.offices:
+        raise InvalidInputError("office", f"承办科室用户必须指定已定义的科室: {', '.join(rules.offices)}")
+    if role != Role.office and office is not None:
+        raise InvalidInputError("office", "只有承办科室（office）角色可以绑定科室")
+    if not name.strip():
+        raise InvalidInputError("name", "用户名不能为空")
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    user = User(name=name.strip(), role=role, office=office, token_hash=hash_token(token), token_prefix=token[:10],
+                created_at=dt.datetime.now(dt.UTC))
+    session.add(user)
+    try:
+        session.commit()
+    except IntegrityError as exc:
+        session.rollback()
+        raise ConflictError(f"用户名「{name}」已存在") from exc
+    session.refresh(user)
+    return user, token
+
+
+def list_users(*, session: Session) -> list[User]:
+    return list(session.exec(select(User).order_by(User.id)))
+
+
+def revoke_user(*, session: Session, name: str) -> User:
+    user = session.exec(select(User).where(User.name == name)).first()
+    if user is None:
+        raise NotFoundError(f"用户「{name}」不存在")
+    if user.revoked_at is None:
+        user.revoked_at = dt.datetime.now(dt.UTC)
+        session.add(user)
+        session.commit()
+    return user
+
+
+def user_for_token(*, session: Session, token: str) -> User | None:
+    user = session.exec(select(User).where(User.token_hash == hash_token(token))).first()
+    if user is None or user.revoked_at is not None:
+        return None
+    return user

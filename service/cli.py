@@ -1,0 +1,130 @@
+"""The `hotline` console command: serve, database, users, demo data and the classifier commands."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from classifier import cli as classifier_cli
+from classifier.artifact import ModelError
+from classifier.config import RulesError, load_rules
+from service.settings import Settings, UnsafeSettingsError
+
+app = typer.Typer(help="Hotline 12345 工单服务", no_args_is_help=True, add_completion=False)
+db_app = typer.Typer(help="数据库迁移", no_args_is_help=True)
+users_app = typer.Typer(help="用户与令牌", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(users_app, name="users")
+classifier_cli.register(app)
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.echo(f"错误: {message}", err=True)
+    return typer.Exit(code=2)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="监听地址")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="端口")] = 8000,
+    workers: Annotated[int, typer.Option(help="工作进程数")] = 1,
+    migrate: Annotated[bool, typer.Option(help="启动前执行数据库迁移")] = True,
+) -> None:
+    """Start the API server (applies migrations first)."""
+    import uvicorn
+
+    from service import logs
+    from service.app import build_state
+    from service.db import upgrade
+
+    settings = Settings()
+    logs.configure(settings.log_level)
+    try:
+        build_state(settings)  # fail here, clearly, before binding the port
+    except (RulesError, ModelError, UnsafeSettingsError) as exc:
+        raise _fail(str(exc)) from exc
+    if migrate:
+        upgrade(settings.database_url)
+    uvicorn.run("service.asgi:app", host=host, port=port, workers=workers, log_config=None,
+                proxy_headers=False, server_header=False)
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: Annotated[str, typer.Argument(help="目标版本")] = "head") -> None:
+    """Apply database migrations."""
+    from service.db import upgrade
+
+    settings = Settings()
+    upgrade(settings.database_url, revision)
+    typer.echo(f"数据库已迁移到 {revision}")
+
+
+def _session():  # type: ignore[no-untyped-def]
+    from sqlmodel import Session
+
+    from service.db import make_engine, upgrade
+
+    settings = Settings()
+    upgrade(settings.database_url)
+    return Session(make_engine(settings.database_url), expire_on_commit=False), settings
+
+
+@users_app.command("create")
+def users_create(
+    name: Annotated[str, typer.Option("--name", help="用户名")],
+    role: Annotated[str, typer.Option("--role", help="admin / dispatcher / office / viewer")],
+    office: Annotated[str | None, typer.Option("--office", help="科室代码（office 角色必填）")] = None,
+) -> None:
+    """Create a user; the token is printed once, as the last line."""
+    from service.auth.service import create_user
+    from service.errors import DomainError
+
+    session, settings = _session()
+    try:
+        rules = load_rules(settings.rules)
+        user, token = create_user(session=session, rules=rules, name=name, role=role, office=office)
+    except (DomainError, RulesError) as exc:
+        raise _fail(str(exc)) from exc
+    finally:
+        session.close()
+    typer.echo(f"已创建用户 {user.name}（{user.role}{'，' + user.office if user.office else ''}）。令牌只显示这一次：")
+    typer.echo(token)
+
+
+@users_app.command("list")
+def users_list() -> None:
+    """List users (token prefixes only)."""
+    from service.auth.service import list_users
+
+    session, _ = _session()
+    with session:
+        for user in list_users(session=session):
+            status = "已吊销" if user.revoked_at else "有效"
+            typer.echo(f"{user.id}\t{user.name}\t{user.role}\t{user.office or '-'}\t{user.token_prefix}…\t{status}")
+
+
+@users_app.command("revoke")
+def users_revoke(name: Annotated[str, typer.Option("--name", help="用户名")]) -> None:
+    """Revoke a user's token."""
+    from service.auth.service import revoke_user
+    from service.errors import DomainError
+
+    session, _ = _session()
+    with session:
+        try:
+            user = revoke_user(session=session, name=name)
+        except DomainError as exc:
+            raise _fail(str(exc)) from exc
+    typer.echo(f"已吊销用户 {user.name} 的令牌")
+
+
+@app.command("check-rules")
+def check_rules(path: Annotated[Path, typer.Argument(help="规则文件")] = Path("rules.yaml")) -> None:
+    """Validate a rules file and report errors with line numbers."""
+    try:
+        rules = load_rules(path)
+    except RulesError as exc:
+        raise _fail(str(exc)) from exc
+    typer.echo(f"规则文件有效：{rules.profile}，{len(rules.categories)} 个分类，{len(rules.offices)} 个科室")

@@ -1,0 +1,50 @@
+"""The one settings object: everything comes from HOTLINE_* environment variables."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# The well-known demo secret: accepted only in demo mode, so a forgotten setting never reaches production.
+DEMO_SECRET = "demo-secret-change-me"
+MIN_SECRET_LENGTH = 16
+
+
+class UnsafeSettingsError(RuntimeError):
+    pass
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="HOTLINE_", env_file=None, extra="ignore")
+
+    database_url: str = "sqlite:///var/hotline.db"
+    webhook_secret: SecretStr = SecretStr(DEMO_SECRET)
+    demo: bool = False
+    rules: Path = Path("rules.yaml")
+    model: Path = Path("models/street")
+    max_body_bytes: int = Field(default=256 * 1024, gt=0)
+    signature_tolerance_seconds: int = Field(default=300, gt=0)
+    callback_url: str | None = None
+    log_level: str = "INFO"
+    db_pool_size: int = Field(default=10, gt=0)
+    retry_after_seconds: int = Field(default=5, gt=0)
+    readiness_calendar_days: int = Field(default=60, ge=0)
+
+    def check_safe(self) -> None:
+        """Refuse to run with the demo secret (or a short one) unless demo mode is explicitly on."""
+        secret = self.webhook_secret.get_secret_value()
+        if self.demo:
+            return
+        if secret == DEMO_SECRET or len(secret) < MIN_SECRET_LENGTH:
+            raise UnsafeSettingsError(
+                "HOTLINE_WEBHOOK_SECRET 未设置或过短（至少 16 个字符）。"
+                "生产环境请设置随机密钥；仅演示时可设置 HOTLINE_DEMO=1 使用默认密钥。"
+            )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

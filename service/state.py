@@ -1,0 +1,51 @@
+"""Everything the app loads once at start-up and shares between requests."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+from sqlalchemy.engine import Engine
+
+from classifier.config import Rules
+from classifier.decision import Classifier
+from service.deadlines.service import DeadlinePolicy
+from service.ops.metrics import Metrics
+from service.settings import Settings
+
+
+@dataclass
+class Throttle:
+    """Failed-token attempts per client address: too many within the window → 429 for the rest of it."""
+
+    limit: int = 20
+    window_seconds: int = 60
+    _failures: dict[str, deque[float]] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def _recent(self, client: str, now: float) -> deque[float]:
+        q = self._failures.setdefault(client, deque())
+        while q and q[0] < now - self.window_seconds:
+            q.popleft()
+        return q
+
+    def blocked(self, client: str) -> bool:
+        with self._lock:
+            return len(self._recent(client, time.monotonic())) >= self.limit
+
+    def fail(self, client: str) -> None:
+        with self._lock:
+            self._recent(client, time.monotonic()).append(time.monotonic())
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    engine: Engine
+    rules: Rules
+    classifier: Classifier
+    policy: DeadlinePolicy
+    metrics: Metrics
+    throttle: Throttle = field(default_factory=Throttle)

@@ -1,0 +1,300 @@
+"""Ticket (工单) models: the table, its events, and the API shapes (SQLModel families)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from typing import Any
+
+from pydantic import field_validator
+from sqlalchemy import JSON, Column, Index, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from service.db import UTCDateTime
+
+
+class State(enum.StrEnum):
+    received = "received"
+    pending_review = "pending_review"
+    dispatched = "dispatched"
+    accepted = "accepted"
+    contacted = "contacted"
+    resolved = "resolved"
+    closed = "closed"
+    returned = "returned"
+    reopened = "reopened"
+    cancelled = "cancelled"
+
+
+STATE_LABELS: dict[State, str] = {
+    State.received: "已受理",
+    State.pending_review: "待审核",
+    State.dispatched: "已派单",
+    State.accepted: "已签收",
+    State.contacted: "已先行联系",
+    State.resolved: "已办结",
+    State.closed: "已回访归档",
+    State.returned: "退单",
+    State.reopened: "重办",
+    State.cancelled: "作废",
+}
+OPEN_STATES = frozenset(
+    {State.received, State.pending_review, State.dispatched, State.accepted, State.contacted, State.returned,
+     State.reopened}
+)
+
+CHANNELS = ("电话", "网站", "微信", "APP", "Open311")
+URGENCIES = ("紧急", "一般")
+KINDS = ("咨询", "求助", "投诉", "建议")
+
+
+def _utc(value: dt.datetime) -> dt.datetime:
+    if value.tzinfo is None:
+        raise ValueError("时间必须带时区，例如 2026-11-22T09:30:00+08:00")
+    return value.astimezone(dt.UTC)
+
+
+class TicketBase(SQLModel):
+    external_id: str = Field(min_length=1, max_length=64, regex=r"^[A-Za-z0-9_.:\-]+$",
+                             description="工单编号（幂等键）")
+    received_at: dt.datetime = Field(sa_type=UTCDateTime, description="热线受理时间（带时区）")
+    channel: str = Field(max_length=16, description="来源渠道：电话/网站/微信/APP")
+    title: str = Field(default="", max_length=200)
+    content: str = Field(min_length=1, max_length=5000)
+    address: str = Field(default="", max_length=300)
+    caller_name: str = Field(default="", max_length=64)
+    caller_phone: str = Field(default="", max_length=32)
+    urgency: str = Field(default="一般", max_length=8, description="紧急/一般")
+    kind: str | None = Field(default=None, max_length=8, description="咨询/求助/投诉/建议")
+    deadline: dt.datetime | None = Field(default=None, sa_type=UTCDateTime, description="上游办结时限")
+
+
+class TicketCreate(TicketBase):
+    """What the hotline system sends (DESIGN §6); unknown fields are refused."""
+
+    model_config = {"extra": "forbid"}  # type: ignore[assignment]
+
+    @field_validator("received_at", "deadline")
+    @classmethod
+    def _aware(cls, value: dt.datetime | None) -> dt.datetime | None:
+        return None if value is None else _utc(value)
+
+    @field_validator("channel")
+    @classmethod
+    def _channel(cls, value: str) -> str:
+        if value not in CHANNELS:
+            raise ValueError(f"来源渠道必须是 {'/'.join(CHANNELS[:4])} 之一")
+        return value
+
+    @field_validator("urgency")
+    @classmethod
+    def _urgency(cls, value: str) -> str:
+        if value not in URGENCIES:
+            raise ValueError("紧急程度必须是 紧急 或 一般")
+        return value
+
+    @field_validator("kind")
+    @classmethod
+    def _kind(cls, value: str | None) -> str | None:
+        if value is not None and value not in KINDS:
+            raise ValueError(f"诉求类型必须是 {'/'.join(KINDS)} 之一")
+        return value
+
+    @field_validator("caller_phone")
+    @classmethod
+    def _phone(cls, value: str) -> str:
+        stripped = value.replace(" ", "").replace("-", "")
+        if stripped and not stripped.lstrip("+").isdigit():
+            raise ValueError("来电号码只能包含数字、空格、+ 和 -")
+        return stripped
+
+    @field_validator("content", "title", "address", "caller_name")
+    @classmethod
+    def _no_control_chars(cls, value: str) -> str:
+        if any(ord(ch) < 32 and ch not in "\n\r\t" for ch in value) or "\x00" in value:
+            raise ValueError("不能包含控制字符")
+        return value.strip()
+
+
+class Ticket(TicketBase, table=True):
+    __table_args__ = (
+        UniqueConstraint("external_id", name="uq_ticket_external_id"),
+        Index("ix_ticket_state_office", "state", "office"),
+        Index("ix_ticket_resolve_due", "resolve_due"),
+        Index("ix_ticket_created_at", "created_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    source: str = Field(default="hotline", max_length=16)
+    content_hash: str = Field(max_length=64)
+    created_at: dt.datetime = Field(sa_type=UTCDateTime)
+    updated_at: dt.datetime = Field(sa_type=UTCDateTime)
+    state: str = Field(default=State.received, max_length=20, index=True)
+    category: str | None = Field(default=None, max_length=64, index=True)
+    office: str | None = Field(default=None, max_length=64, index=True)
+    grid: str | None = Field(default=None, max_length=32)
+    confidence: float | None = None
+    needs_review: bool = False
+    review_reasons: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    classification: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    classification_error: str | None = Field(default=None, max_length=500)
+    is_urgent: bool = False
+    dispatched_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    first_contact_due: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    resolve_due: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    calendar_estimated: bool = Field(default=False, description="时限跨越无官方日历数据的年份，按周一至周五估算")
+    accepted_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    first_contact_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    resolved_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    closed_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    resolve_result: str | None = Field(default=None, max_length=16)
+    resolve_note: str | None = Field(default=None, max_length=2000)
+    satisfaction: str | None = Field(default=None, max_length=16)
+    return_reason: str | None = Field(default=None, max_length=32)
+    returned_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    extension_state: str | None = Field(default=None, max_length=16)
+    extension_days: float | None = None
+    extension_reason: str | None = Field(default=None, max_length=500)
+    merged_into_id: int | None = Field(default=None, foreign_key="ticket.id")
+    reopen_count: int = 0
+    version: int = 1
+
+
+# Optimistic locking: a concurrent change to the same ticket makes the second commit fail (StaleDataError)
+# instead of silently overwriting the first; SQLModel offers no declarative hook for this.
+Ticket.__mapper__.version_id_col = Ticket.__table__.c.version  # type: ignore[attr-defined]
+Ticket.__mapper__.version_id_generator = lambda v: (v or 0) + 1  # type: ignore[attr-defined]
+
+
+class TicketPublic(SQLModel):
+    """What API readers see; the caller's phone is masked unless the reader needs it."""
+
+    id: int
+    external_id: str
+    source: str
+    state: str
+    state_label: str = ""
+    received_at: dt.datetime
+    created_at: dt.datetime
+    channel: str
+    title: str
+    content: str
+    address: str
+    caller_name: str
+    caller_phone: str
+    urgency: str
+    is_urgent: bool
+    kind: str | None
+    category: str | None
+    office: str | None
+    grid: str | None
+    confidence: float | None
+    needs_review: bool
+    review_reasons: list[str]
+    classification_error: str | None
+    dispatched_at: dt.datetime | None
+    first_contact_due: dt.datetime | None
+    resolve_due: dt.datetime | None
+    deadline: dt.datetime | None
+    calendar_estimated: bool
+    accepted_at: dt.datetime | None
+    first_contact_at: dt.datetime | None
+    resolved_at: dt.datetime | None
+    closed_at: dt.datetime | None
+    resolve_result: str | None
+    resolve_note: str | None
+    satisfaction: str | None
+    return_reason: str | None
+    extension_state: str | None
+    extension_days: float | None
+    extension_reason: str | None
+    merged_into_id: int | None
+    reopen_count: int
+
+
+class IntakeResponse(SQLModel):
+    id: int
+    external_id: str
+    state: str
+    category: str | None
+    office: str | None
+    confidence: float | None
+    needs_review: bool
+    first_contact_due: dt.datetime | None
+    resolve_due: dt.datetime | None
+
+
+class TicketEvent(SQLModel, table=True):
+    __tablename__ = "ticket_event"
+    __table_args__ = (Index("ix_ticket_event_ticket", "ticket_id", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    ticket_id: int = Field(foreign_key="ticket.id")
+    at: dt.datetime = Field(sa_type=UTCDateTime)
+    actor: str = Field(max_length=64)
+    actor_role: str = Field(max_length=16)
+    action: str = Field(max_length=32)
+    from_state: str | None = Field(default=None, max_length=20)
+    to_state: str = Field(max_length=20)
+    note: str | None = Field(default=None, max_length=2000)
+    data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class TicketEventPublic(SQLModel):
+    id: int
+    at: dt.datetime
+    actor: str
+    actor_role: str
+    action: str
+    from_state: str | None
+    to_state: str
+    note: str | None
+    data: dict[str, Any]
+
+
+class TicketDetail(TicketPublic):
+    classification: dict[str, Any]
+    timeline: list[TicketEventPublic]
+
+
+class TicketPage(SQLModel):
+    items: list[TicketPublic]
+    total: int
+    page: int
+    page_size: int
+
+
+# Action bodies ---------------------------------------------------------------------------------------------
+
+
+class ActionNote(SQLModel):
+    model_config = {"extra": "forbid"}  # type: ignore[assignment]
+    note: str | None = Field(default=None, max_length=2000)
+
+
+class RerouteBody(ActionNote):
+    office: str | None = Field(default=None, max_length=64)
+    category: str | None = Field(default=None, max_length=64)
+
+
+class MergeBody(ActionNote):
+    into_id: int = Field(gt=0, description="主工单 ID")
+
+
+class ResolveBody(ActionNote):
+    result: str = Field(max_length=16, description="实际解决 / 解释说明")
+    note: str = Field(min_length=1, max_length=2000)
+
+
+class ReturnBody(ActionNote):
+    reason: str = Field(max_length=32)
+
+
+class ExtensionBody(ActionNote):
+    days: float = Field(gt=0, le=30, description="申请延长的工作日数")
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class FollowUpBody(ActionNote):
+    satisfaction: str = Field(max_length=16)
+

@@ -1,0 +1,146 @@
+"""JSON API over tickets: list, detail with timeline, and lifecycle actions."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, HTTPException, Path, Query, status
+from pydantic import BaseModel
+
+from classifier.normalize import mask_phone
+from service.auth.models import Role, User
+from service.deps import CurrentUser, PolicyDep, RulesDep, SessionDep
+from service.errors import ConflictError, DomainError, ForbiddenError, InvalidInputError, NotFoundError
+from service.tickets.models import (
+    ActionNote,
+    ExtensionBody,
+    FollowUpBody,
+    MergeBody,
+    RerouteBody,
+    ResolveBody,
+    ReturnBody,
+    State,
+    Ticket,
+    TicketDetail,
+    TicketEventPublic,
+    TicketPage,
+    TicketPublic,
+)
+from service.tickets.service import Actor, Lifecycle, TicketFilter, get_ticket, list_tickets, timeline
+from service.tickets.statemachine import label
+
+router = APIRouter(prefix="/api/v1/tickets", tags=["工单"])
+
+
+def may_see_phone(user: User, ticket: Ticket) -> bool:
+    """Only the dispatcher and the assigned office need the caller's number (DESIGN §6)."""
+    return user.role == Role.dispatcher or (user.role == Role.office and user.office == ticket.office)
+
+
+def to_public(ticket: Ticket, user: User) -> TicketPublic:
+    public = TicketPublic.model_validate(ticket, from_attributes=True, update={"state_label": label(ticket.state)})
+    if not may_see_phone(user, ticket):
+        public.caller_phone = mask_phone(public.caller_phone) or ""
+    return public
+
+
+def http_error(exc: DomainError) -> HTTPException:
+    """The one place where domain errors become HTTP answers."""
+    if isinstance(exc, NotFoundError):
+        return HTTPException(status.HTTP_404_NOT_FOUND, exc.message)
+    if isinstance(exc, ForbiddenError):
+        return HTTPException(status.HTTP_403_FORBIDDEN, exc.message)
+    if isinstance(exc, InvalidInputError):
+        detail = [{"loc": ["body", exc.field], "msg": exc.message, "type": "value_error"}]
+        return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail)
+    if isinstance(exc, ConflictError):
+        return HTTPException(status.HTTP_409_CONFLICT, exc.message)
+    return HTTPException(status.HTTP_400_BAD_REQUEST, exc.message)
+
+
+@router.get("", response_model=TicketPage)
+def list_route(
+    session: SessionDep, user: CurrentUser,
+    state: Annotated[State | None, Query(description="状态")] = None,
+    office: Annotated[str | None, Query(max_length=64)] = None,
+    category: Annotated[str | None, Query(max_length=64)] = None,
+    overdue: Annotated[bool | None, Query(description="仅超期未办结（true）或未超期（false）")] = None,
+    due_before: Annotated[dt.datetime | None, Query(description="办结时限早于该时间（带时区）")] = None,
+    q: Annotated[str | None, Query(max_length=100, description="在标题、内容、地址、编号中搜索")] = None,
+    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
+    page_size: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> dict[str, Any]:
+    """List tickets visible to the caller, filtered and paginated."""
+    if due_before is not None and due_before.tzinfo is None:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
+                            [{"loc": ["query", "due_before"], "msg": "时间必须带时区", "type": "value_error"}])
+    filters = TicketFilter(state=state, office=office, category=category, overdue=overdue, due_before=due_before, q=q)
+    rows, total = list_tickets(session=session, actor=Actor.of(user), filters=filters, page=page,
+                               page_size=page_size)
+    return {"items": [to_public(t, user) for t in rows], "total": total, "page": page, "page_size": page_size}
+
+
+@router.get("/{ticket_id}", response_model=TicketDetail)
+def detail_route(session: SessionDep, user: CurrentUser, ticket_id: Annotated[int, Path(ge=1, le=2**62)]) -> TicketDetail:
+    """One ticket with its classification explanation and timeline."""
+    try:
+        ticket = get_ticket(session=session, ticket_id=ticket_id, actor=Actor.of(user))
+    except DomainError as exc:
+        raise http_error(exc) from exc
+    events = [TicketEventPublic.model_validate(e, from_attributes=True) for e in timeline(session=session, ticket_id=ticket_id)]
+    public = to_public(ticket, user)
+    return TicketDetail(**public.model_dump(), classification=ticket.classification, timeline=events)
+
+
+def _act(session: SessionDep, user: User, rules: RulesDep, policy: PolicyDep, ticket_id: int, action: str,
+         body: BaseModel) -> TicketPublic:
+    lifecycle = Lifecycle(session=session, rules=rules, policy=policy)
+    try:
+        ticket = lifecycle.perform(ticket_id=ticket_id, action=action, actor=Actor.of(user),
+                                   body=body.model_dump())
+    except DomainError as exc:
+        raise http_error(exc) from exc
+    return to_public(ticket, user)
+
+
+TicketId = Annotated[int, Path(ge=1, le=2**62)]
+_RESPONSES: dict[int | str, dict[str, Any]] = {
+    403: {"description": "角色无权执行"}, 404: {"description": "工单不存在或不可见"},
+    409: {"description": "当前状态不允许该操作"},
+}
+
+
+def _register(action: str, body_model: type[BaseModel], summary: str) -> None:
+    def endpoint(session: SessionDep, user: CurrentUser, rules: RulesDep, policy: PolicyDep, ticket_id: TicketId,
+                 body: Annotated[Any, Body()] = None) -> TicketPublic:
+        try:
+            parsed = body_model.model_validate(body or {})
+        except Exception as exc:
+            errors = getattr(exc, "errors", lambda: [])()
+            detail = [{"loc": ["body", *e["loc"]], "msg": e["msg"], "type": e["type"]} for e in errors]
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail or str(exc)) from exc
+        return _act(session, user, rules, policy, ticket_id, action, parsed)
+
+    endpoint.__doc__ = summary
+    endpoint.__annotations__["body"] = Annotated[body_model | None, Body()]  # type: ignore[valid-type]
+    router.add_api_route(f"/{{ticket_id}}/{action}", endpoint, methods=["POST"], response_model=TicketPublic,
+                         name=action, summary=summary, responses=_RESPONSES)
+
+
+for _action, _model, _summary in (
+    ("confirm", ActionNote, "确认派单（派单员）"),
+    ("reroute", RerouteBody, "改派到其他科室或分类（派单员）"),
+    ("merge", MergeBody, "作为重复工单合并到主工单（派单员）"),
+    ("cancel", ActionNote, "作废工单（派单员，需说明原因）"),
+    ("approve-extension", ActionNote, "批准延期（派单员）"),
+    ("refuse-extension", ActionNote, "驳回延期（派单员）"),
+    ("accept", ActionNote, "签收（承办科室）"),
+    ("contact", ActionNote, "记录先行联系（承办科室）"),
+    ("resolve", ResolveBody, "办结并填写结果（承办科室）"),
+    ("return", ReturnBody, "退单并说明理由（承办科室）"),
+    ("request-extension", ExtensionBody, "申请延期（承办科室）"),
+    ("follow-up", FollowUpBody, "回访满意度（不满意则重办）"),
+    ("reopen", ActionNote, "重办（派单员，需说明原因）"),
+):
+    _register(_action, _model, _summary)

@@ -1,0 +1,399 @@
+"""Ticket data access and lifecycle: intake, queries and every state transition, each recorded as an event."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, or_
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.exc import StaleDataError
+from sqlmodel import Session, col, select
+
+from classifier.config import Rules
+from classifier.decision import Classifier, Decision
+from service.auth.models import Role, User
+from service.deadlines.service import DeadlinePolicy
+from service.errors import ConflictError, ForbiddenError, IllegalTransitionError, InvalidInputError, NotFoundError
+from service.routing.service import Route, fallback_route, route
+from service.tickets.models import OPEN_STATES, State, Ticket, TicketCreate, TicketEvent
+from service.tickets.statemachine import SYSTEM, TRANSITIONS, refusal
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Actor:
+    name: str
+    role: str
+    office: str | None = None
+
+    @classmethod
+    def of(cls, user: User) -> Actor:
+        return cls(name=user.name, role=user.role, office=user.office)
+
+
+HOTLINE = Actor(name="hotline", role=SYSTEM)
+SYSTEM_ACTOR = Actor(name="system", role=SYSTEM)
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def content_hash(payload: TicketCreate) -> str:
+    canonical = payload.model_dump_json(exclude_none=False).encode()
+    return hashlib.sha256(canonical).hexdigest()
+
+
+def _event(ticket: Ticket, actor: Actor, action: str, frm: str | None, to: str, at: dt.datetime,
+           note: str | None = None, data: dict[str, Any] | None = None) -> TicketEvent:
+    assert ticket.id is not None
+    return TicketEvent(ticket_id=ticket.id, at=at, actor=actor.name, actor_role=actor.role, action=action,
+                       from_state=frm, to_state=to, note=note, data=data or {})
+
+
+# Intake ------------------------------------------------------------------------------------------------------
+
+
+def get_by_external_id(*, session: Session, external_id: str) -> Ticket | None:
+    return session.exec(select(Ticket).where(Ticket.external_id == external_id)).first()
+
+
+def _existing_or_conflict(existing: Ticket, digest: str) -> tuple[Ticket, bool]:
+    if existing.content_hash != digest:
+        raise ConflictError(f"工单编号 {existing.external_id} 已存在且内容不同（重复推送必须与首次内容一致）")
+    return existing, False
+
+
+def _classify(classifier: Classifier, payload: TicketCreate) -> tuple[Decision | None, str | None]:
+    try:
+        return classifier.decide(f"{payload.title} {payload.content}"), None
+    except Exception as exc:  # any classifier failure must still store the ticket, for a person to route
+        log.exception("classification_failed", extra={"external_id": payload.external_id})
+        return None, f"{type(exc).__name__}: {exc}"[:500]
+
+
+def _apply_decision(ticket: Ticket, decision: Decision | None, error: str | None, where: Route) -> None:
+    ticket.category = where.category
+    ticket.office = where.office
+    ticket.grid = where.grid
+    ticket.is_urgent = where.urgent
+    if decision is None:
+        ticket.needs_review = True
+        ticket.review_reasons = ["自动分类失败，需人工派单"]
+        ticket.classification_error = error
+        return
+    ticket.confidence = decision.confidence
+    ticket.needs_review = decision.needs_review
+    ticket.review_reasons = list(decision.review_reasons)
+    ticket.classification = decision.as_dict()
+
+
+def intake(
+    *, session: Session, payload: TicketCreate, classifier: Classifier, policy: DeadlinePolicy, rules: Rules,
+    source: str = "hotline", now: dt.datetime | None = None,
+) -> tuple[Ticket, bool]:
+    """Store, classify, route and set deadlines in one transaction; (ticket, created). Idempotent on external_id."""
+    digest = content_hash(payload)
+    existing = get_by_external_id(session=session, external_id=payload.external_id)
+    if existing is not None:
+        return _existing_or_conflict(existing, digest)
+    now = now or utcnow()
+    decision, error = _classify(classifier, payload)
+    if decision is not None:
+        where = route(decision=decision, address=payload.address, upstream_urgency=payload.urgency, rules=rules)
+    else:
+        where = fallback_route(address=payload.address, upstream_urgency=payload.urgency, rules=rules)
+    ticket = Ticket(**payload.model_dump(), source=source, content_hash=digest, created_at=now, updated_at=now)
+    _apply_decision(ticket, decision, error, where)
+    clocks = policy.initial(start=now, category=ticket.category, kind=payload.kind, urgent=ticket.is_urgent,
+                            upstream=payload.deadline)
+    ticket.first_contact_due = clocks.first_contact_due
+    ticket.resolve_due = clocks.resolve_due
+    ticket.calendar_estimated = bool(clocks.uncovered_years)
+    ticket.state = State.pending_review if ticket.needs_review else State.dispatched
+    if ticket.state == State.dispatched:
+        ticket.dispatched_at = now
+    session.add(ticket)
+    try:
+        session.flush()
+        actor = Actor(name=source, role=SYSTEM)
+        session.add(_event(ticket, actor, "receive", None, State.received, now))
+        session.add(_event(ticket, SYSTEM_ACTOR, "classify", State.received, ticket.state, now,
+                           note="；".join(ticket.review_reasons) or None,
+                           data={"category": ticket.category, "office": ticket.office,
+                                 "confidence": ticket.confidence, "calendar_estimated": ticket.calendar_estimated}))
+        session.commit()
+    except IntegrityError:
+        # a concurrent delivery of the same external_id won the race: answer with its ticket
+        session.rollback()
+        winner = get_by_external_id(session=session, external_id=payload.external_id)
+        if winner is None:
+            raise
+        return _existing_or_conflict(winner, digest)
+    log.info("ticket_received", extra={"ticket_id": ticket.id, "state": ticket.state, "category": ticket.category})
+    return ticket, True
+
+
+# Queries -----------------------------------------------------------------------------------------------------
+
+
+def _visible(statement: Any, actor: Actor) -> Any:
+    if actor.role == Role.office:
+        return statement.where(Ticket.office == actor.office)
+    return statement
+
+
+def get_ticket(*, session: Session, ticket_id: int, actor: Actor) -> Ticket:
+    ticket = session.get(Ticket, ticket_id)
+    if ticket is None or (actor.role == Role.office and ticket.office != actor.office):
+        # another office's ticket is reported as missing, so its existence does not leak
+        raise NotFoundError(f"工单 {ticket_id} 不存在")
+    return ticket
+
+
+def timeline(*, session: Session, ticket_id: int) -> list[TicketEvent]:
+    statement = select(TicketEvent).where(TicketEvent.ticket_id == ticket_id).order_by(col(TicketEvent.id))
+    return list(session.exec(statement))
+
+
+@dataclass(frozen=True)
+class TicketFilter:
+    state: str | None = None
+    office: str | None = None
+    category: str | None = None
+    overdue: bool | None = None
+    due_before: dt.datetime | None = None
+    q: str | None = None
+
+
+def _filtered(statement: Any, f: TicketFilter, now: dt.datetime) -> Any:
+    if f.state:
+        statement = statement.where(Ticket.state == f.state)
+    if f.office:
+        statement = statement.where(Ticket.office == f.office)
+    if f.category:
+        statement = statement.where(Ticket.category == f.category)
+    open_states = [str(s) for s in OPEN_STATES]
+    if f.overdue is True:
+        statement = statement.where(col(Ticket.state).in_(open_states), col(Ticket.resolve_due) < now)
+    elif f.overdue is False:
+        statement = statement.where(or_(col(Ticket.state).not_in(open_states), col(Ticket.resolve_due) >= now))
+    if f.due_before:
+        statement = statement.where(col(Ticket.resolve_due) < f.due_before)
+    if f.q:
+        pattern = f"%{f.q.replace('%', '').replace('_', '')}%"
+        statement = statement.where(or_(col(Ticket.title).like(pattern), col(Ticket.content).like(pattern),
+                                        col(Ticket.address).like(pattern), col(Ticket.external_id).like(pattern)))
+    return statement
+
+
+def list_tickets(
+    *, session: Session, actor: Actor, filters: TicketFilter, page: int, page_size: int,
+    now: dt.datetime | None = None,
+) -> tuple[list[Ticket], int]:
+    now = now or utcnow()
+    base = _filtered(_visible(select(Ticket), actor), filters, now)
+    total = session.exec(select(func.count()).select_from(base.subquery())).one()
+    rows = session.exec(base.order_by(col(Ticket.resolve_due).asc(), col(Ticket.id)).offset((page - 1) * page_size)
+                        .limit(page_size))
+    return list(rows), int(total)
+
+
+# Transitions -------------------------------------------------------------------------------------------------
+
+
+def _authorize(ticket: Ticket, action: str, actor: Actor) -> None:
+    transition = TRANSITIONS[action]
+    if actor.role not in transition.roles:
+        raise ForbiddenError(f"角色「{actor.role}」无权执行「{transition.label}」")
+    if actor.role == Role.office and ticket.office != actor.office:
+        raise NotFoundError(f"工单 {ticket.id} 不存在")
+    reason = refusal(action, ticket.state)
+    if reason:
+        raise IllegalTransitionError(reason)
+
+
+def _choice(value: str, allowed: tuple[str, ...], field: str, what: str) -> str:
+    if value not in allowed:
+        raise InvalidInputError(field, f"{what}必须是 {'、'.join(allowed)} 之一")
+    return value
+
+
+class Lifecycle:
+    """Performs actions on tickets: authorization, validation, state change and its event, in one transaction."""
+
+    def __init__(self, *, session: Session, rules: Rules, policy: DeadlinePolicy, now: dt.datetime | None = None):
+        self.session = session
+        self.rules = rules
+        self.policy = policy
+        self.now = now or utcnow()
+
+    def perform(self, *, ticket_id: int, action: str, actor: Actor, body: dict[str, Any]) -> Ticket:
+        if action not in TRANSITIONS or action == "classify":
+            raise NotFoundError(f"未知操作「{action}」")
+        ticket = get_ticket(session=self.session, ticket_id=ticket_id, actor=actor)
+        _authorize(ticket, action, actor)
+        before = ticket.state
+        handler = getattr(self, "_" + action.replace("-", "_"))
+        note, data = handler(ticket, body, actor)
+        ticket.updated_at = self.now
+        self.session.add(ticket)
+        self.session.add(_event(ticket, actor, action, before, ticket.state, self.now, note=note, data=data))
+        try:
+            self.session.commit()
+        except (StaleDataError, IntegrityError) as exc:
+            self.session.rollback()
+            raise ConflictError("工单已被他人修改，请刷新后重试") from exc
+        self.session.refresh(ticket)
+        log.info("ticket_transition", extra={"ticket_id": ticket.id, "action": action, "from": before,
+                                             "to": ticket.state, "actor": actor.name})
+        return ticket
+
+    # dispatcher ------------------------------------------------------------------------------------------------
+
+    def _dispatch(self, ticket: Ticket) -> None:
+        ticket.state = State.dispatched
+        ticket.dispatched_at = self.now
+        ticket.needs_review = False
+
+    def _confirm(self, ticket: Ticket, body: dict[str, Any], actor: Actor) -> tuple[str | None, dict[str, Any]]:
+        self._dispatch(ticket)
+        return body.get("note"), {"category": ticket.category, "office": ticket.office}
+
+    def _reroute(self, ticket: Ticket, body: dict[str, Any], actor: Actor) -> tuple[str | None, dict[str, Any]]:
+        category, office = body.get("category"), body.get("office")
+        if not category and not office:
+            raise InvalidInputError("office", "改派需要给出新的承办科室（office）或分类（category）")
+        if category and category not in self.rules.categories:
+            raise InvalidInputError("category", f"未知分类「{category}」")
+        if office and office not in self.rules.offices:
+            raise InvalidInputError("office", f"未知承办科室「{office}」")
+        data = {"from_category": ticket.category, "from_office": ticket.office}
+        ticket.category = category or ticket.category
+        ticket.office = office or (self.rules.category_office(category) if category else ticket.office)
+        ticket.return_reason = None
+        self._dispatch(ticket)
+        return body.get("note"), {**data, "category": ticket.category, "office": ticket.office}
+
+    def _merge(self, ticket: Ticket, body: dict[str, Any], actor: Actor) -> tuple[str | None, dict[str, Any]]:
+        into_id = int(body["into_id"])
+        if into_id == ticket.id:
+            raise InvalidInputError("into_id", "不能合并到自身")
+        main = self.session.get(Ticket, into_id)
+        if main is None:
+            raise InvalidInputError("into_id", f"主工单 {into_id} 不存在")
+        if State(main.state) not in OPEN_STATES and main.state != State.resolved:
+            raise InvalidInputError("into_id", f"主工单 {into_id} 已「{main.state}」，不能作为合并目标")
+        if main.merged_into_id is not None:
+            raise InvalidInputError("into_id", f"主工单 {into_id} 本身已被合并")
+        ticket.state = State.cancelled
+        ticket.merged_into_id = into_id
+        return body.get("note"), {"into_id": into_id}
+
+    def _cancel(self, ticket: Ticket, body: dict[str, Any], actor: Actor) -> tuple[str | None, dict[str, Any]]:
+        if not body.get("note"):
+            raise InvalidInputError("note", "作废需要说明原因（note）")
+        ticket.state = State.cancelled
+        return body.get("note"), {}
+
+    def _approve_extension(self, ticket: Ticket, body: dict[str, Any], actor: Actor) -> tuple[str | None, dict[str, Any]]:
+        if ticket.extension_state != "requested" or ticket.extension_days is None:
+            raise IllegalTransitionError("该工单没有待审批的延期申请")
+        assert ticket.resolve_due is not None
+        start = ticket.dispatched_at or ticket.created_at
+        extended = self.policy.extended(dispatched_at=start, current_due=ticket.resolve_due, days=ticket.extension_days)
+        before = ticket.resolve_due
+        ticket.resolve_due = max(extended.due, ticket.resolve_due)
+        ticket.calendar_estimated = ticket.calendar_estimated or bool(extended.uncovered_years)
+        ticket.extension_state = "approved"
+        return body.get("note"), {"from_due": before.isoformat(), "to_due": ticket.resolve_due.isoformat()}
+
+    def _refuse_extension(self, ticket: Ticket, body: dict[str, Any], actor: Actor) -> tuple[str | None, dict[str, Any]]:
+        if ticket.extension_state != "requested":
+            raise IllegalTransitionError("该工单没有待审批的延期申请")
+        ticket.extension_state = "refused"
+        return body.get("note"), {}
+
+    def _follow_up(self, ticket: Ticket, body: dict[str, Any], actor: Actor) -> tuple[str | None, dict[str, Any]]:
+        levels = tuple(self.rules.lifecycle.satisfaction)
+        satisfaction = _choice(str(body.get("satisfaction")), levels, "satisfaction", "满意度")
+        ticket.satisfaction = satisfaction
+        if satisfaction in self.rules.lifecycle.reopen_on:
+            self._reopen_clock(ticket)
+        else:
+            ticket.state = State.closed
+            ticket.closed_at = self.now
+        return body.get("note"), {"satisfaction": satisfaction}
+
+    def _reopen_clock(self, ticket: Ticket) -> None:
+        due = self.policy.reopen(self.now)
+        ticket.state = State.reopened
+        ticket.reopen_count += 1
+        ticket.resolve_due = due.due
+        ticket.first_contact_at = None
+        ticket.resolved_at = None
+        ticket.resolve_result = None
+        ticket.closed_at = None
+        ticket.calendar_estimated = ticket.calendar_estimated or bool(due.uncovered_years)
+
+    def _reopen(self, ticket: Ticket, body: dict[str, Any], actor: Actor) -> tuple[str | None, dict[str, Any]]:
+        if not body.get("note"):
+            raise InvalidInputError("note", "重办需要说明原因（note）")
+        self._reopen_clock(ticket)
+        return body.get("note"), {"resolve_due": ticket.resolve_due.isoformat() if ticket.resolve_due else None}
+
+    # office ----------------------------------------------------------------------------------------------------
+
+    def _accept(self, ticket: Ticket, body: dict[str, Any], actor: Actor) -> tuple[str | None, dict[str, Any]]:
+        ticket.state = State.accepted
+        ticket.accepted_at = self.now
+        return body.get("note"), {}
+
+    def _contact(self, ticket: Ticket, body: dict[str, Any], actor: Actor) -> tuple[str | None, dict[str, Any]]:
+        ticket.state = State.contacted
+        ticket.first_contact_at = self.now
+        on_time = ticket.first_contact_due is None or self.now <= ticket.first_contact_due
+        return body.get("note"), {"on_time": on_time}
+
+    def _resolve(self, ticket: Ticket, body: dict[str, Any], actor: Actor) -> tuple[str | None, dict[str, Any]]:
+        result = _choice(str(body.get("result")), self.rules.lifecycle.resolve_results, "result", "办结结果")
+        note = str(body.get("note") or "").strip()
+        if not note:
+            raise InvalidInputError("note", "办结需要填写办理情况（note）")
+        ticket.state = State.resolved
+        ticket.resolved_at = self.now
+        ticket.resolve_result = result
+        ticket.resolve_note = note
+        on_time = ticket.resolve_due is None or self.now <= ticket.resolve_due
+        return note, {"result": result, "on_time": on_time}
+
+    def _return(self, ticket: Ticket, body: dict[str, Any], actor: Actor) -> tuple[str | None, dict[str, Any]]:
+        reason = _choice(str(body.get("reason")), self.rules.lifecycle.return_reasons, "reason", "退单理由")
+        dispatched = ticket.dispatched_at or ticket.created_at
+        window_end = self.policy.return_window_end(dispatched)
+        if self.now > window_end:
+            raise IllegalTransitionError(f"已超过退单时限（派单后 {self._window_text()}），不能退单")
+        ticket.state = State.returned
+        ticket.return_reason = reason
+        ticket.returned_at = self.now
+        return body.get("note"), {"reason": reason, "from_office": ticket.office}
+
+    def _window_text(self) -> str:
+        clock = self.rules.deadlines.return_window
+        return f"{clock.working_days:g} 个工作日" if clock.working_days else f"{clock.hours:g} 小时"
+
+    def _request_extension(self, ticket: Ticket, body: dict[str, Any], actor: Actor) -> tuple[str | None, dict[str, Any]]:
+        if ticket.extension_state == "requested":
+            raise IllegalTransitionError("已有待审批的延期申请")
+        if ticket.extension_state == "approved":
+            raise IllegalTransitionError("该工单已延期过一次，不能再次申请")
+        days = float(body["days"])
+        ticket.extension_state = "requested"
+        ticket.extension_days = days
+        ticket.extension_reason = str(body["reason"])
+        return ticket.extension_reason, {"days": days}

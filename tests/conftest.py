@@ -1,0 +1,147 @@
+"""Shared fixtures: the rules file, the shipped model, and the app on SQLite and on a real PostgreSQL server."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlmodel import Session
+
+from classifier.artifact import load_model
+from classifier.config import Rules, load_rules
+from classifier.decision import Classifier
+from service.app import create_app
+from service.auth.service import create_user
+from service.db import make_engine, upgrade
+from service.deadlines.service import DeadlinePolicy
+from service.intake.signature import sign
+from service.ops.metrics import Metrics
+from service.settings import Settings
+from service.state import AppState
+
+ROOT = Path(__file__).resolve().parents[1]
+SECRET = "test-webhook-secret-0123456789"
+PG_ADMIN_URL = os.environ.get("HOTLINE_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+DATASETS = ROOT.parent / "shared" / "datasets"
+
+
+@pytest.fixture(scope="session")
+def rules() -> Rules:
+    return load_rules(ROOT / "rules.yaml")
+
+
+@pytest.fixture(scope="session")
+def classifier(rules: Rules) -> Classifier:
+    return Classifier(load_model(ROOT / "models" / "street"), rules)
+
+
+def _pg_admin() -> Any:
+    import psycopg
+
+    return psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=3)
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """A throw-away database on the real PostgreSQL server, migrated once for the session."""
+    try:
+        admin = _pg_admin()
+    except Exception as exc:  # no server can be had here: say so instead of failing
+        pytest.skip(f"PostgreSQL 不可用（{PG_ADMIN_URL}）：{exc}")
+    name = f"hotline_test_{uuid.uuid4().hex[:10]}"
+    admin.execute(f'CREATE DATABASE "{name}"')
+    base = PG_ADMIN_URL.rsplit("/", 1)[0]
+    url = f"{base}/{name}"
+    upgrade(url)
+    yield url
+    admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    admin.close()
+
+
+def _truncate_pg(url: str) -> None:
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("TRUNCATE ticket_event, ticket, app_user RESTART IDENTITY CASCADE")
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'hotline.db'}"
+        upgrade(url)
+        return url
+    url: str = request.getfixturevalue("pg_url")
+    _truncate_pg(url)
+    return url
+
+
+def make_state(url: str, rules: Rules, classifier: Classifier, **overrides: Any) -> AppState:
+    settings = Settings(database_url=url, webhook_secret=SECRET, rules=ROOT / "rules.yaml",
+                        model=ROOT / "models" / "street", **overrides)
+    engine = make_engine(url)
+    return AppState(settings=settings, engine=engine, rules=rules, classifier=classifier,
+                    policy=DeadlinePolicy(rules), metrics=Metrics(engine))
+
+
+@pytest.fixture
+def state(db_url: str, rules: Rules, classifier: Classifier) -> Iterator[AppState]:
+    st = make_state(db_url, rules, classifier)
+    yield st
+    st.engine.dispose()
+
+
+@pytest.fixture
+def client(state: AppState) -> Iterator[TestClient]:
+    with TestClient(create_app(state=state)) as c:
+        yield c
+
+
+def payload(**overrides: Any) -> dict[str, Any]:
+    base = {
+        "external_id": f"SH{uuid.uuid4().hex[:16]}",
+        "received_at": "2026-11-20T09:30:00+08:00",
+        "channel": "电话",
+        "title": "群租扰民",
+        "content": "市民来电反映：上南二村45号302室被二房东隔成六个小间按床位出租，住了十几个人，进出杂乱，要求查处群租。",
+        "address": "上南二村45号302室",
+        "caller_name": "王先生",
+        "caller_phone": "13812345678",
+        "kind": "投诉",
+    }
+    base.update(overrides)
+    return base
+
+
+def signed_headers(body: bytes, secret: str = SECRET, timestamp: int | None = None) -> dict[str, str]:
+    ts = str(int(time.time()) if timestamp is None else timestamp)
+    return {"X-Hotline-Timestamp": ts, "X-Hotline-Signature": sign(secret, ts, body),
+            "Content-Type": "application/json"}
+
+
+def post_ticket(client: TestClient, data: dict[str, Any], **kw: Any) -> Any:
+    body = json.dumps(data, ensure_ascii=False).encode()
+    return client.post("/api/v1/hotline/tickets", content=body, headers=signed_headers(body, **kw))
+
+
+def token_for(state: AppState, role: str, office: str | None = None, name: str | None = None) -> str:
+    with Session(state.engine) as session:
+        _, token = create_user(session=session, rules=state.rules, name=name or f"{role}-{uuid.uuid4().hex[:6]}",
+                               role=role, office=office)
+    return token
+
+
+def auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def aware(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text)
