@@ -63,9 +63,11 @@ def train(
         raise _fail(str(exc)) from exc
     cv = card["metrics"]["cv"]
     typer.echo(f"模型 {card['model_version']} 已保存到 {out}")
-    typer.echo(f"交叉验证（{folds} 折）：模型 准确率 {cv['model']['accuracy']:.4f} 宏F1 {cv['model']['macro_f1']:.4f}；"
-               f"模型+规则 准确率 {cv['decision']['accuracy']:.4f} 宏F1 {cv['decision']['macro_f1']:.4f}；"
-               f"仅规则 宏F1 {cv['rules_only']['macro_f1']:.4f}")
+    typer.echo(
+        f"交叉验证（{folds} 折）：模型 准确率 {cv['model']['accuracy']:.4f} 宏F1 {cv['model']['macro_f1']:.4f}；"
+        f"模型+规则 准确率 {cv['decision']['accuracy']:.4f} 宏F1 {cv['decision']['macro_f1']:.4f}；"
+        f"仅规则 宏F1 {cv['rules_only']['macro_f1']:.4f}"
+    )
 
 
 def _print_report(report: dict[str, Any]) -> None:
@@ -107,8 +109,9 @@ def evaluate(
         else:
             chosen = PipelineParams(**json.loads(params)) if params else PipelineParams()
             build = pipeline_factory(loaded_rules, chosen)
-            report = cross_validate(dataset.texts, labels, build=build, rules=loaded_rules, folds=cv or 5,
-                                    progress=not as_json)
+            report = cross_validate(
+                dataset.texts, labels, build=build, rules=loaded_rules, folds=cv or 5, progress=not as_json
+            )
     except (DataError, ModelError, TypeError, json.JSONDecodeError, ValueError) as exc:
         raise _fail(str(exc)) from exc
     if as_json:
@@ -154,7 +157,7 @@ def _jsonl_items(path: Path) -> Iterator[tuple[int, Any, str | None, str | None]
 
 def classify(
     text: Annotated[str | None, typer.Argument(help="工单文本")] = None,
-    jsonl: Annotated[Path | None, typer.Option("--jsonl", help="每行一个 {\"id\":…, \"text\":…} 的文件")] = None,
+    jsonl: Annotated[Path | None, typer.Option("--jsonl", help='每行一个 {"id":…, "text":…} 的文件')] = None,
     rules: RulesOpt = Path("rules.yaml"),
     model: ModelOpt = Path("models/street"),
 ) -> None:

@@ -60,9 +60,7 @@ class Classifier:
     def __init__(self, model: LoadedModel, rules: Rules) -> None:
         unknown = [c for c in model.classes if c not in rules.categories]
         if unknown:
-            raise ModelError(
-                f"模型 {model.path} 的类别 {unknown} 不在规则文件的 categories 中；模型与规则文件不匹配"
-            )
+            raise ModelError(f"模型 {model.path} 的类别 {unknown} 不在规则文件的 categories 中；模型与规则文件不匹配")
         self.model = model
         self.rules = rules
         self._matcher = KeywordMatcher(rules)
@@ -80,7 +78,10 @@ class Classifier:
             return []
         matrix = self.model.pipeline.predict_proba(list(texts))
         classes = self.model.classes
-        return [self._combine(t, dict(zip(classes, row.tolist(), strict=True))) for t, row in zip(texts, matrix, strict=True)]
+        return [
+            self._combine(t, dict(zip(classes, row.tolist(), strict=True)))
+            for t, row in zip(texts, matrix, strict=True)
+        ]
 
     def rules_only(self, text: str) -> str:
         """What the keyword rules alone would choose (the fallback category when none match)."""
@@ -130,9 +131,7 @@ class Classifier:
         chosen = max(candidates, key=lambda c: combined[c])
         return chosen, combined[chosen]
 
-    def _review_reasons(
-        self, match: RuleMatch, confidence: float, model_top: str, rules_top: str | None
-    ) -> list[str]:
+    def _review_reasons(self, match: RuleMatch, confidence: float, model_top: str, rules_top: str | None) -> list[str]:
         settings = self.rules.classifier
         reasons: list[str] = []
         if confidence < settings.review_threshold:
@@ -154,4 +153,3 @@ def _source(category: str, model_top: str, rules_top: str | None) -> Source:
     if rules_top == model_top == category:
         return "both"
     return "rules" if category == rules_top else "model"
-

@@ -23,15 +23,20 @@ THRESHOLDS = (0.0, 0.3, 0.4, 0.5, 0.55, 0.6, 0.7, 0.8, 0.9, 0.95)
 def metrics(y_true: Sequence[str], y_pred: Sequence[str], confidence: Sequence[float] | None = None) -> dict[str, Any]:
     """All scores for one set of predictions; `confidence` adds the auto-dispatch curve."""
     labels = sorted(set(y_true) | set(y_pred))
-    precision, recall, f1, support = precision_recall_fscore_support(
-        y_true, y_pred, labels=labels, zero_division=0
-    )
+    precision, recall, f1, support = precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=0)
     result: dict[str, Any] = {
         "n": len(y_true),
         "accuracy": round(float(accuracy_score(y_true, y_pred)), 4),
-        "macro_f1": round(float(f1_score(y_true, y_pred, labels=sorted(set(y_true)), average="macro", zero_division=0)), 4),
+        "macro_f1": round(
+            float(f1_score(y_true, y_pred, labels=sorted(set(y_true)), average="macro", zero_division=0)), 4
+        ),
         "per_class": {
-            label: {"precision": round(float(p), 4), "recall": round(float(r), 4), "f1": round(float(f), 4), "support": int(s)}
+            label: {
+                "precision": round(float(p), 4),
+                "recall": round(float(r), 4),
+                "f1": round(float(f), 4),
+                "support": int(s),
+            }
             for label, p, r, f, s in zip(labels, precision, recall, f1, support, strict=True)
         },
         "confusion": {"labels": labels, "matrix": confusion_matrix(y_true, y_pred, labels=labels).tolist()},
@@ -96,7 +101,10 @@ def cross_validate(
     return {
         "folds": folds,
         "seed": seed,
-        "model": {**metrics(list(y), list(model_pred), list(model_conf)), "fold_macro_f1": [round(f, 4) for f in fold_f1]},
+        "model": {
+            **metrics(list(y), list(model_pred), list(model_conf)),
+            "fold_macro_f1": [round(f, 4) for f in fold_f1],
+        },
         "decision": metrics(list(y), list(final_pred), list(final_conf)),
         "rules_only": metrics(list(y), rules_pred),
     }
@@ -107,7 +115,9 @@ def evaluate_model(classifier: Classifier, texts: Sequence[str], labels: Sequenc
     decisions = classifier.decide_batch(list(texts))
     return {
         "model_version": classifier.version,
-        "model": metrics(labels, [d.model_category for d in decisions], [d.probabilities[d.model_category] for d in decisions]),
+        "model": metrics(
+            labels, [d.model_category for d in decisions], [d.probabilities[d.model_category] for d in decisions]
+        ),
         "decision": metrics(labels, [d.category for d in decisions], [d.confidence for d in decisions]),
         "rules_only": metrics(labels, rules_only(classifier.rules, list(texts))),
     }

@@ -82,9 +82,7 @@ def build_pipeline(
         [("words", words), ("chars", chars)],
         transformer_weights={"words": p.word_weight, "chars": p.char_weight},
     )
-    return Pipeline(
-        [("normalize", TextNormalizer(tuple(boilerplate))), ("features", features), ("model", _model(p))]
-    )
+    return Pipeline([("normalize", TextNormalizer(tuple(boilerplate))), ("features", features), ("model", _model(p))])
 
 
 def _model(p: PipelineParams) -> Any:

@@ -30,8 +30,14 @@ def build_state(settings: Settings) -> AppState:
     rules = load_rules(settings.rules)
     classifier = Classifier(load_model(settings.model), rules)
     engine = make_engine(settings.database_url, pool_size=settings.db_pool_size)
-    return AppState(settings=settings, engine=engine, rules=rules, classifier=classifier,
-                    policy=DeadlinePolicy(rules), metrics=Metrics(engine))
+    return AppState(
+        settings=settings,
+        engine=engine,
+        rules=rules,
+        classifier=classifier,
+        policy=DeadlinePolicy(rules),
+        metrics=Metrics(engine),
+    )
 
 
 def create_app(settings: Settings | None = None, state: AppState | None = None) -> FastAPI:
@@ -48,8 +54,11 @@ def create_app(settings: Settings | None = None, state: AppState | None = None) 
     async def database_unavailable(request: Request, exc: Exception) -> JSONResponse:
         # nothing was committed: the caller retries later and loses nothing
         log.error("database_unavailable", extra={"path": request.url.path, "error": type(exc).__name__})
-        return JSONResponse({"detail": "数据库暂时不可用，请稍后重试"}, status_code=503,
-                            headers={"Retry-After": str(state.settings.retry_after_seconds)})
+        return JSONResponse(
+            {"detail": "数据库暂时不可用，请稍后重试"},
+            status_code=503,
+            headers={"Retry-After": str(state.settings.retry_after_seconds)},
+        )
 
     for module in (intake_routes, ticket_routes, open311, ops_routes):
         app.include_router(module.router)

@@ -6,13 +6,16 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from sqlmodel import Session
 
 from classifier import cli as classifier_cli
 from classifier.artifact import ModelError
 from classifier.config import RulesError, load_rules
 from service.settings import Settings, UnsafeSettingsError
 
-app = typer.Typer(help="Hotline 12345 工单服务", no_args_is_help=True, add_completion=False)
+app = typer.Typer(
+    help="Hotline 12345 工单服务", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False
+)
 db_app = typer.Typer(help="数据库迁移", no_args_is_help=True)
 users_app = typer.Typer(help="用户与令牌", no_args_is_help=True)
 app.add_typer(db_app, name="db")
@@ -36,19 +39,22 @@ def serve(
     import uvicorn
 
     from service import logs
-    from service.app import build_state
+    from service.app import build_state, create_app
     from service.db import upgrade
 
     settings = Settings()
     logs.configure(settings.log_level)
     try:
-        build_state(settings)  # fail here, clearly, before binding the port
+        state = build_state(settings)  # fail here, clearly, before binding the port
     except (RulesError, ModelError, UnsafeSettingsError) as exc:
         raise _fail(str(exc)) from exc
     if migrate:
         upgrade(settings.database_url)
-    uvicorn.run("service.asgi:app", host=host, port=port, workers=workers, log_config=None,
-                proxy_headers=False, server_header=False)
+    # several workers each import service.asgi and load their own state
+    target = create_app(state=state) if workers == 1 else "service.asgi:app"
+    uvicorn.run(
+        target, host=host, port=port, workers=workers, log_config=None, proxy_headers=False, server_header=False
+    )
 
 
 @db_app.command("upgrade")
@@ -61,9 +67,7 @@ def db_upgrade(revision: Annotated[str, typer.Argument(help="目标版本")] = "
     typer.echo(f"数据库已迁移到 {revision}")
 
 
-def _session():  # type: ignore[no-untyped-def]
-    from sqlmodel import Session
-
+def _session() -> tuple[Session, Settings]:
     from service.db import make_engine, upgrade
 
     settings = Settings()
@@ -128,3 +132,69 @@ def check_rules(path: Annotated[Path, typer.Argument(help="规则文件")] = Pat
     except RulesError as exc:
         raise _fail(str(exc)) from exc
     typer.echo(f"规则文件有效：{rules.profile}，{len(rules.categories)} 个分类，{len(rules.offices)} 个科室")
+
+
+@app.command()
+def demo(
+    tickets: Annotated[int, typer.Option("--tickets", help="生成的演示工单数（取自街道语料）")] = 40,
+    tokens_file: Annotated[Path, typer.Option("--tokens-file", help="演示用户令牌写入的文件")] = Path(
+        "var/demo-tokens.txt"
+    ),
+) -> None:
+    """Create demo users (one per role and office) and demo tickets; safe to run twice."""
+    import datetime as dt
+    import json
+    import random
+
+    from sqlmodel import select
+
+    from classifier.artifact import load_model
+    from classifier.decision import Classifier
+    from service.auth.models import User
+    from service.auth.service import create_user
+    from service.deadlines.service import DeadlinePolicy
+    from service.tickets.models import TicketCreate
+    from service.tickets.service import get_by_external_id, intake
+
+    session, settings = _session()
+    rules = load_rules(settings.rules)
+    with session:
+        if session.exec(select(User).where(User.name == "demo-dispatcher")).first() is None:
+            lines = []
+            plan = [
+                ("demo-admin", "admin", None),
+                ("demo-dispatcher", "dispatcher", None),
+                ("demo-viewer", "viewer", None),
+            ] + [(f"demo-{code}", "office", code) for code in rules.offices]
+            for name, role, office in plan:
+                _, token = create_user(session=session, rules=rules, name=name, role=role, office=office)
+                lines.append(f"{name}\t{role}\t{office or '-'}\t{token}")
+            tokens_file.parent.mkdir(parents=True, exist_ok=True)
+            tokens_file.write_text("\n".join(lines) + "\n", encoding="utf-8")
+            tokens_file.chmod(0o600)
+            typer.echo(f"演示用户令牌已写入 {tokens_file}")
+        corpus = settings.model / "corpus.jsonl"
+        if not corpus.is_file() or tickets <= 0:
+            return
+        rows = [json.loads(line) for line in corpus.read_text(encoding="utf-8").splitlines() if line.strip()]
+        random.Random(0).shuffle(rows)
+        classifier = Classifier(load_model(settings.model), rules)
+        policy = DeadlinePolicy(rules)
+        now = dt.datetime.now(dt.UTC)
+        created = 0
+        for i, row in enumerate(rows[:tickets]):
+            if get_by_external_id(session=session, external_id=f"DEMO{i:05d}") is not None:
+                continue
+            payload = TicketCreate(
+                external_id=f"DEMO{i:05d}",
+                received_at=now - dt.timedelta(hours=i),
+                channel="电话",
+                title="",
+                content=row["text"],
+                address="",
+                caller_name="演示来电人",
+                caller_phone=f"1380000{i:04d}",
+            )
+            _, new = intake(session=session, payload=payload, classifier=classifier, policy=policy, rules=rules)
+            created += int(new)
+        typer.echo(f"演示工单：新建 {created} 条（已存在的跳过）")

@@ -57,16 +57,24 @@ _bearer = HTTPBearer(auto_error=False, description="用户令牌（hotline users
 
 
 def get_current_user(
-    session: SessionDep, state: StateDep, request: Request,
+    session: SessionDep,
+    state: StateDep,
+    request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> User:
     client = request.client.host if request.client else "?"
     if state.throttle.blocked(client):
-        raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, "认证失败次数过多，请稍后再试",
-                            headers={"Retry-After": str(state.throttle.window_seconds)})
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            "认证失败次数过多，请稍后再试",
+            headers={"Retry-After": str(state.throttle.window_seconds)},
+        )
     if credentials is None or credentials.scheme.lower() != "bearer":
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "需要登录：请在 Authorization 头中提供 Bearer 令牌",
-                            headers={"WWW-Authenticate": "Bearer"})
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "需要登录：请在 Authorization 头中提供 Bearer 令牌",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
     user = user_for_token(session=session, token=credentials.credentials)
     if user is None:
         state.throttle.fail(client)

@@ -85,11 +85,22 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 def make_state(url: str, rules: Rules, classifier: Classifier, **overrides: Any) -> AppState:
-    settings = Settings(database_url=url, webhook_secret=SECRET, rules=ROOT / "rules.yaml",
-                        model=ROOT / "models" / "street", **overrides)
+    settings = Settings(
+        database_url=url,
+        webhook_secret=SECRET,
+        rules=ROOT / "rules.yaml",
+        model=ROOT / "models" / "street",
+        **overrides,
+    )
     engine = make_engine(url)
-    return AppState(settings=settings, engine=engine, rules=rules, classifier=classifier,
-                    policy=DeadlinePolicy(rules), metrics=Metrics(engine))
+    return AppState(
+        settings=settings,
+        engine=engine,
+        rules=rules,
+        classifier=classifier,
+        policy=DeadlinePolicy(rules),
+        metrics=Metrics(engine),
+    )
 
 
 @pytest.fixture
@@ -111,7 +122,9 @@ def payload(**overrides: Any) -> dict[str, Any]:
         "received_at": "2026-11-20T09:30:00+08:00",
         "channel": "电话",
         "title": "群租扰民",
-        "content": "市民来电反映：上南二村45号302室被二房东隔成六个小间按床位出租，住了十几个人，进出杂乱，要求查处群租。",
+        "content": (
+            "市民来电反映：上南二村45号302室被二房东隔成六个小间按床位出租，住了十几个人，进出杂乱，要求查处群租。"
+        ),
         "address": "上南二村45号302室",
         "caller_name": "王先生",
         "caller_phone": "13812345678",
@@ -123,8 +136,11 @@ def payload(**overrides: Any) -> dict[str, Any]:
 
 def signed_headers(body: bytes, secret: str = SECRET, timestamp: int | None = None) -> dict[str, str]:
     ts = str(int(time.time()) if timestamp is None else timestamp)
-    return {"X-Hotline-Timestamp": ts, "X-Hotline-Signature": sign(secret, ts, body),
-            "Content-Type": "application/json"}
+    return {
+        "X-Hotline-Timestamp": ts,
+        "X-Hotline-Signature": sign(secret, ts, body),
+        "Content-Type": "application/json",
+    }
 
 
 def post_ticket(client: TestClient, data: dict[str, Any], **kw: Any) -> Any:
@@ -134,8 +150,9 @@ def post_ticket(client: TestClient, data: dict[str, Any], **kw: Any) -> Any:
 
 def token_for(state: AppState, role: str, office: str | None = None, name: str | None = None) -> str:
     with Session(state.engine) as session:
-        _, token = create_user(session=session, rules=state.rules, name=name or f"{role}-{uuid.uuid4().hex[:6]}",
-                               role=role, office=office)
+        _, token = create_user(
+            session=session, rules=state.rules, name=name or f"{role}-{uuid.uuid4().hex[:6]}", role=role, office=office
+        )
     return token
 
 

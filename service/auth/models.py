@@ -23,7 +23,10 @@ ROLE_LABELS = {Role.admin: "管理员", Role.dispatcher: "派单员", Role.offic
 
 class User(SQLModel, table=True):
     __tablename__ = "app_user"
-    __table_args__ = (UniqueConstraint("name", name="uq_user_name"), UniqueConstraint("token_hash", name="uq_user_token"))
+    __table_args__ = (
+        UniqueConstraint("name", name="uq_user_name"),
+        UniqueConstraint("token_hash", name="uq_user_token"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(max_length=64)

@@ -7,7 +7,7 @@ import hashlib
 import secrets
 
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from classifier.config import Rules
 from service.auth.models import Role, User
@@ -32,8 +32,14 @@ def create_user(*, session: Session, rules: Rules, name: str, role: str, office:
     if not name.strip():
         raise InvalidInputError("name", "用户名不能为空")
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    user = User(name=name.strip(), role=role, office=office, token_hash=hash_token(token), token_prefix=token[:10],
-                created_at=dt.datetime.now(dt.UTC))
+    user = User(
+        name=name.strip(),
+        role=role,
+        office=office,
+        token_hash=hash_token(token),
+        token_prefix=token[:10],
+        created_at=dt.datetime.now(dt.UTC),
+    )
     session.add(user)
     try:
         session.commit()
@@ -45,7 +51,7 @@ def create_user(*, session: Session, rules: Rules, name: str, role: str, office:
 
 
 def list_users(*, session: Session) -> list[User]:
-    return list(session.exec(select(User).order_by(User.id)))
+    return list(session.exec(select(User).order_by(col(User.id))))
 
 
 def revoke_user(*, session: Session, name: str) -> User:

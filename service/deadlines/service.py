@@ -41,13 +41,22 @@ class DeadlinePolicy:
         return result
 
     def initial(
-        self, *, start: dt.datetime, category: str | None, kind: str | None, urgent: bool,
+        self,
+        *,
+        start: dt.datetime,
+        category: str | None,
+        kind: str | None,
+        urgent: bool,
         upstream: dt.datetime | None,
     ) -> Clocks:
         """Deadlines of a newly dispatched ticket; the stricter of ours and the hotline's wins."""
         rules = self.rules.deadlines
         cat = self.rules.categories.get(category) if category else None
-        contact_clock = rules.first_contact_urgent if urgent else (cat.first_contact if cat and cat.first_contact else rules.first_contact)
+        contact_clock = (
+            rules.first_contact_urgent
+            if urgent
+            else (cat.first_contact if cat and cat.first_contact else rules.first_contact)
+        )
         contact = self.add(start, contact_clock)
         contact_due = contact.due
         if cat is not None and cat.first_action_hours is not None:

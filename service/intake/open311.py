@@ -27,9 +27,15 @@ def _error(code: int, description: str) -> HTTPException:
 def services(rules: RulesDep) -> list[dict[str, Any]]:
     """Service list: one Open311 service per category in the rules file."""
     return [
-        {"service_code": code, "service_name": cat.name, "description": f"{cat.name}（承办：{rules.office_name(cat.office)}）",
-         "metadata": False, "type": "realtime", "keywords": ",".join(w for r in cat.rules for w in r.any[:3]),
-         "group": rules.office_name(cat.office)}
+        {
+            "service_code": code,
+            "service_name": cat.name,
+            "description": f"{cat.name}（承办：{rules.office_name(cat.office)}）",
+            "metadata": False,
+            "type": "realtime",
+            "keywords": ",".join(w for r in cat.rules for w in r.any[:3]),
+            "group": rules.office_name(cat.office),
+        }
         for code, cat in rules.categories.items()
     ]
 
@@ -54,7 +60,10 @@ def _request_view(ticket: Ticket, rules: Any) -> dict[str, Any]:
 
 @router.post("/requests.json", status_code=status.HTTP_201_CREATED)
 def create_request(
-    session: SessionDep, classifier: ClassifierDep, rules: RulesDep, policy: PolicyDep,
+    session: SessionDep,
+    classifier: ClassifierDep,
+    rules: RulesDep,
+    policy: PolicyDep,
     api_key: Annotated[str, Form(description="用户令牌（派单员或管理员）")],
     description: Annotated[str, Form(min_length=1, max_length=5000)],
     service_code: Annotated[str | None, Form(max_length=64)] = None,
@@ -71,22 +80,37 @@ def create_request(
         raise _error(400, f"service_code「{service_code}」不存在")
     try:
         payload = TicketCreate(
-            external_id=f"open311-{uuid.uuid4().hex}", received_at=dt.datetime.now(dt.UTC), channel="Open311",
-            content=description, address=address_string, caller_name=f"{last_name}{first_name}", caller_phone=phone,
+            external_id=f"open311-{uuid.uuid4().hex}",
+            received_at=dt.datetime.now(dt.UTC),
+            channel="Open311",
+            content=description,
+            address=address_string,
+            caller_name=f"{last_name}{first_name}",
+            caller_phone=phone,
         )
     except ValidationError as exc:
         raise _error(400, "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())) from exc
     try:
-        ticket, _ = intake(session=session, payload=payload, classifier=classifier, policy=policy, rules=rules,
-                           source="open311")
+        ticket, _ = intake(
+            session=session, payload=payload, classifier=classifier, policy=policy, rules=rules, source="open311"
+        )
     except ConflictError as exc:  # a uuid collision; reported rather than retried blindly
         raise _error(409, exc.message) from exc
-    return [{"service_request_id": str(ticket.id), "service_notice": f"已受理，承办：{rules.office_name(ticket.office or '')}"
-             if ticket.office in rules.offices else "已受理", "account_id": None}]
+    return [
+        {
+            "service_request_id": str(ticket.id),
+            "service_notice": f"已受理，承办：{rules.office_name(ticket.office or '')}"
+            if ticket.office in rules.offices
+            else "已受理",
+            "account_id": None,
+        }
+    ]
 
 
 @router.get("/requests/{request_id}.json")
-def get_request(session: SessionDep, rules: RulesDep, request_id: Annotated[int, Path(ge=1, le=2**62)]) -> list[dict[str, Any]]:
+def get_request(
+    session: SessionDep, rules: RulesDep, request_id: Annotated[int, Path(ge=1, le=2**62)]
+) -> list[dict[str, Any]]:
     """Status of one service request (public: no personal data)."""
     ticket = session.get(Ticket, request_id)
     if ticket is None:

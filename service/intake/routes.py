@@ -59,21 +59,35 @@ def _parse(body: bytes) -> TicketCreate:
     response_model=IntakeResponse,
     status_code=status.HTTP_201_CREATED,
     openapi_extra=_BODY_SCHEMA,
-    responses={200: {"description": "重复推送，返回已有工单", "model": IntakeResponse},
-               401: {"description": "签名无效"}, 409: {"description": "同一工单编号内容不同"},
-               413: {"description": "请求体过大"}},
+    responses={
+        200: {"description": "重复推送，返回已有工单", "model": IntakeResponse},
+        401: {"description": "签名无效"},
+        409: {"description": "同一工单编号内容不同"},
+        413: {"description": "请求体过大"},
+    },
 )
 def receive_ticket(
-    body: RawBody, response: Response, session: SessionDep, settings: SettingsDep, classifier: ClassifierDep,
-    rules: RulesDep, policy: PolicyDep, state: StateDep,
+    body: RawBody,
+    response: Response,
+    session: SessionDep,
+    settings: SettingsDep,
+    classifier: ClassifierDep,
+    rules: RulesDep,
+    policy: PolicyDep,
+    state: StateDep,
     x_hotline_timestamp: Annotated[str | None, Header()] = None,
     x_hotline_signature: Annotated[str | None, Header()] = None,
 ) -> Ticket:
     """Receive a signed work order from the hotline system (idempotent on external_id)."""
     started = time.perf_counter()
     try:
-        verify(secret=settings.webhook_secret.get_secret_value(), timestamp=x_hotline_timestamp,
-               signature=x_hotline_signature, body=body, tolerance=settings.signature_tolerance_seconds)
+        verify(
+            secret=settings.webhook_secret.get_secret_value(),
+            timestamp=x_hotline_timestamp,
+            signature=x_hotline_signature,
+            body=body,
+            tolerance=settings.signature_tolerance_seconds,
+        )
     except SignatureError as exc:
         state.metrics.intake.labels("unauthorized").inc()
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, str(exc)) from exc

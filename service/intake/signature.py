@@ -17,7 +17,12 @@ def sign(secret: str, timestamp: str, body: bytes) -> str:
 
 
 def verify(
-    *, secret: str, timestamp: str | None, signature: str | None, body: bytes, tolerance: int,
+    *,
+    secret: str,
+    timestamp: str | None,
+    signature: str | None,
+    body: bytes,
+    tolerance: int,
     now: float | None = None,
 ) -> None:
     """Raise SignatureError (with the reason in Chinese) unless the signature is valid and fresh."""

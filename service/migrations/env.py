@@ -7,7 +7,7 @@ from sqlalchemy import create_engine, pool
 from sqlmodel import SQLModel
 
 import service.auth.models
-import service.tickets.models  # noqa: F401  (registers the tables on SQLModel.metadata)
+import service.tickets.models
 
 config = context.config
 target_metadata = SQLModel.metadata
@@ -15,8 +15,12 @@ _ = service.auth.models
 
 
 def run_migrations_offline() -> None:
-    context.configure(url=config.get_main_option("sqlalchemy.url"), target_metadata=target_metadata,
-                      literal_binds=True, render_as_batch=True)
+    context.configure(
+        url=config.get_main_option("sqlalchemy.url"),
+        target_metadata=target_metadata,
+        literal_binds=True,
+        render_as_batch=True,
+    )
     with context.begin_transaction():
         context.run_migrations()
 

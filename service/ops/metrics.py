@@ -45,7 +45,9 @@ class Metrics:
         self.registry = CollectorRegistry()
         self.intake = Counter("hotline_intake_total", "收到的工单推送", ["outcome"], registry=self.registry)
         self.intake_latency = Histogram(
-            "hotline_intake_seconds", "工单接收耗时（秒）", registry=self.registry,
+            "hotline_intake_seconds",
+            "工单接收耗时（秒）",
+            registry=self.registry,
             buckets=(0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5),
         )
         self.classification = Counter(

@@ -39,8 +39,14 @@ def readyz(state: StateDep) -> JSONResponse:
         "ok": calendar_ok,
         "covered_until": covered_until.isoformat(),
         "required_until": horizon.isoformat(),
-        **({} if calendar_ok else {"warning": "官方日历数据不足：请在 rules.yaml 的 calendar 中补充下一年节假日与调休，"
-                                              "在此之前时限按周一至周五估算并在工单上标记"}),
+        **(
+            {}
+            if calendar_ok
+            else {
+                "warning": "官方日历数据不足：请在 rules.yaml 的 calendar 中补充下一年节假日与调休，"
+                "在此之前时限按周一至周五估算并在工单上标记"
+            }
+        ),
     }
     ready = checks["database"]["ok"] and checks["model"]["ok"]
     return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)

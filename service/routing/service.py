@@ -38,5 +38,9 @@ def route(*, decision: Decision, address: str, upstream_urgency: str, rules: Rul
 def fallback_route(*, address: str, upstream_urgency: str, rules: Rules) -> Route:
     """Where a ticket goes when classification failed: the fallback category, for the dispatcher to review."""
     category = rules.classifier.fallback_category
-    return Route(category=category, office=rules.category_office(category), grid=grid_for(address, rules),
-                 urgent=upstream_urgency == "紧急")
+    return Route(
+        category=category,
+        office=rules.category_office(category),
+        grid=grid_for(address, rules),
+        urgent=upstream_urgency == "紧急",
+    )

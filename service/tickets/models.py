@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import re
 from typing import Any
 
 from pydantic import field_validator
@@ -39,13 +40,23 @@ STATE_LABELS: dict[State, str] = {
     State.cancelled: "作废",
 }
 OPEN_STATES = frozenset(
-    {State.received, State.pending_review, State.dispatched, State.accepted, State.contacted, State.returned,
-     State.reopened}
+    {
+        State.received,
+        State.pending_review,
+        State.dispatched,
+        State.accepted,
+        State.contacted,
+        State.returned,
+        State.reopened,
+    }
 )
 
 CHANNELS = ("电话", "网站", "微信", "APP", "Open311")
 URGENCIES = ("紧急", "一般")
 KINDS = ("咨询", "求助", "投诉", "建议")
+
+
+_EXTERNAL_ID = re.compile(r"[A-Za-z0-9_.:\-]{1,64}")
 
 
 def _utc(value: dt.datetime) -> dt.datetime:
@@ -55,8 +66,7 @@ def _utc(value: dt.datetime) -> dt.datetime:
 
 
 class TicketBase(SQLModel):
-    external_id: str = Field(min_length=1, max_length=64, regex=r"^[A-Za-z0-9_.:\-]+$",
-                             description="工单编号（幂等键）")
+    external_id: str = Field(min_length=1, max_length=64, description="工单编号（幂等键）：字母、数字、_.:-")
     received_at: dt.datetime = Field(sa_type=UTCDateTime, description="热线受理时间（带时区）")
     channel: str = Field(max_length=16, description="来源渠道：电话/网站/微信/APP")
     title: str = Field(default="", max_length=200)
@@ -72,12 +82,19 @@ class TicketBase(SQLModel):
 class TicketCreate(TicketBase):
     """What the hotline system sends (DESIGN §6); unknown fields are refused."""
 
-    model_config = {"extra": "forbid"}  # type: ignore[assignment]
+    model_config = {"extra": "forbid"}
 
     @field_validator("received_at", "deadline")
     @classmethod
     def _aware(cls, value: dt.datetime | None) -> dt.datetime | None:
         return None if value is None else _utc(value)
+
+    @field_validator("external_id")
+    @classmethod
+    def _external_id(cls, value: str) -> str:
+        if not _EXTERNAL_ID.fullmatch(value):
+            raise ValueError("工单编号只能包含字母、数字和 _ . : -")
+        return value
 
     @field_validator("channel")
     @classmethod
@@ -268,7 +285,7 @@ class TicketPage(SQLModel):
 
 
 class ActionNote(SQLModel):
-    model_config = {"extra": "forbid"}  # type: ignore[assignment]
+    model_config = {"extra": "forbid"}
     note: str | None = Field(default=None, max_length=2000)
 
 
@@ -297,4 +314,3 @@ class ExtensionBody(ActionNote):
 
 class FollowUpBody(ActionNote):
     satisfaction: str = Field(max_length=16)
-

@@ -61,7 +61,8 @@ def http_error(exc: DomainError) -> HTTPException:
 
 @router.get("", response_model=TicketPage)
 def list_route(
-    session: SessionDep, user: CurrentUser,
+    session: SessionDep,
+    user: CurrentUser,
     state: Annotated[State | None, Query(description="状态")] = None,
     office: Annotated[str | None, Query(max_length=64)] = None,
     category: Annotated[str | None, Query(max_length=64)] = None,
@@ -73,32 +74,38 @@ def list_route(
 ) -> dict[str, Any]:
     """List tickets visible to the caller, filtered and paginated."""
     if due_before is not None and due_before.tzinfo is None:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
-                            [{"loc": ["query", "due_before"], "msg": "时间必须带时区", "type": "value_error"}])
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            [{"loc": ["query", "due_before"], "msg": "时间必须带时区", "type": "value_error"}],
+        )
     filters = TicketFilter(state=state, office=office, category=category, overdue=overdue, due_before=due_before, q=q)
-    rows, total = list_tickets(session=session, actor=Actor.of(user), filters=filters, page=page,
-                               page_size=page_size)
+    rows, total = list_tickets(session=session, actor=Actor.of(user), filters=filters, page=page, page_size=page_size)
     return {"items": [to_public(t, user) for t in rows], "total": total, "page": page, "page_size": page_size}
 
 
 @router.get("/{ticket_id}", response_model=TicketDetail)
-def detail_route(session: SessionDep, user: CurrentUser, ticket_id: Annotated[int, Path(ge=1, le=2**62)]) -> TicketDetail:
+def detail_route(
+    session: SessionDep, user: CurrentUser, ticket_id: Annotated[int, Path(ge=1, le=2**62)]
+) -> TicketDetail:
     """One ticket with its classification explanation and timeline."""
     try:
         ticket = get_ticket(session=session, ticket_id=ticket_id, actor=Actor.of(user))
     except DomainError as exc:
         raise http_error(exc) from exc
-    events = [TicketEventPublic.model_validate(e, from_attributes=True) for e in timeline(session=session, ticket_id=ticket_id)]
+    events = [
+        TicketEventPublic.model_validate(e, from_attributes=True)
+        for e in timeline(session=session, ticket_id=ticket_id)
+    ]
     public = to_public(ticket, user)
     return TicketDetail(**public.model_dump(), classification=ticket.classification, timeline=events)
 
 
-def _act(session: SessionDep, user: User, rules: RulesDep, policy: PolicyDep, ticket_id: int, action: str,
-         body: BaseModel) -> TicketPublic:
+def _act(
+    session: SessionDep, user: User, rules: RulesDep, policy: PolicyDep, ticket_id: int, action: str, body: BaseModel
+) -> TicketPublic:
     lifecycle = Lifecycle(session=session, rules=rules, policy=policy)
     try:
-        ticket = lifecycle.perform(ticket_id=ticket_id, action=action, actor=Actor.of(user),
-                                   body=body.model_dump())
+        ticket = lifecycle.perform(ticket_id=ticket_id, action=action, actor=Actor.of(user), body=body.model_dump())
     except DomainError as exc:
         raise http_error(exc) from exc
     return to_public(ticket, user)
@@ -106,26 +113,40 @@ def _act(session: SessionDep, user: User, rules: RulesDep, policy: PolicyDep, ti
 
 TicketId = Annotated[int, Path(ge=1, le=2**62)]
 _RESPONSES: dict[int | str, dict[str, Any]] = {
-    403: {"description": "角色无权执行"}, 404: {"description": "工单不存在或不可见"},
+    403: {"description": "角色无权执行"},
+    404: {"description": "工单不存在或不可见"},
     409: {"description": "当前状态不允许该操作"},
 }
 
 
 def _register(action: str, body_model: type[BaseModel], summary: str) -> None:
-    def endpoint(session: SessionDep, user: CurrentUser, rules: RulesDep, policy: PolicyDep, ticket_id: TicketId,
-                 body: Annotated[Any, Body()] = None) -> TicketPublic:
+    def endpoint(
+        session: SessionDep,
+        user: CurrentUser,
+        rules: RulesDep,
+        policy: PolicyDep,
+        ticket_id: TicketId,
+        body: Annotated[Any, Body()] = None,
+    ) -> TicketPublic:
         try:
             parsed = body_model.model_validate(body or {})
         except Exception as exc:
-            errors = getattr(exc, "errors", lambda: [])()
+            errors: list[Any] = getattr(exc, "errors", list)()
             detail = [{"loc": ["body", *e["loc"]], "msg": e["msg"], "type": e["type"]} for e in errors]
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail or str(exc)) from exc
         return _act(session, user, rules, policy, ticket_id, action, parsed)
 
     endpoint.__doc__ = summary
-    endpoint.__annotations__["body"] = Annotated[body_model | None, Body()]  # type: ignore[valid-type]
-    router.add_api_route(f"/{{ticket_id}}/{action}", endpoint, methods=["POST"], response_model=TicketPublic,
-                         name=action, summary=summary, responses=_RESPONSES)
+    endpoint.__annotations__["body"] = Annotated[body_model | None, Body()]
+    router.add_api_route(
+        f"/{{ticket_id}}/{action}",
+        endpoint,
+        methods=["POST"],
+        response_model=TicketPublic,
+        name=action,
+        summary=summary,
+        responses=_RESPONSES,
+    )
 
 
 for _action, _model, _summary in (

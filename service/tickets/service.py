@@ -17,7 +17,13 @@ from classifier.config import Rules
 from classifier.decision import Classifier, Decision
 from service.auth.models import Role, User
 from service.deadlines.service import DeadlinePolicy
-from service.errors import ConflictError, ForbiddenError, IllegalTransitionError, InvalidInputError, NotFoundError
+from service.errors import (
+    ConflictError,
+    ForbiddenError,
+    IllegalTransitionError,
+    InvalidInputError,
+    NotFoundError,
+)
 from service.routing.service import Route, fallback_route, route
 from service.tickets.models import OPEN_STATES, State, Ticket, TicketCreate, TicketEvent
 from service.tickets.statemachine import SYSTEM, TRANSITIONS, refusal
@@ -49,11 +55,28 @@ def content_hash(payload: TicketCreate) -> str:
     return hashlib.sha256(canonical).hexdigest()
 
 
-def _event(ticket: Ticket, actor: Actor, action: str, frm: str | None, to: str, at: dt.datetime,
-           note: str | None = None, data: dict[str, Any] | None = None) -> TicketEvent:
+def _event(
+    ticket: Ticket,
+    actor: Actor,
+    action: str,
+    frm: str | None,
+    to: str,
+    at: dt.datetime,
+    note: str | None = None,
+    data: dict[str, Any] | None = None,
+) -> TicketEvent:
     assert ticket.id is not None
-    return TicketEvent(ticket_id=ticket.id, at=at, actor=actor.name, actor_role=actor.role, action=action,
-                       from_state=frm, to_state=to, note=note, data=data or {})
+    return TicketEvent(
+        ticket_id=ticket.id,
+        at=at,
+        actor=actor.name,
+        actor_role=actor.role,
+        action=action,
+        from_state=frm,
+        to_state=to,
+        note=note,
+        data=data or {},
+    )
 
 
 # Intake ------------------------------------------------------------------------------------------------------
@@ -94,8 +117,14 @@ def _apply_decision(ticket: Ticket, decision: Decision | None, error: str | None
 
 
 def intake(
-    *, session: Session, payload: TicketCreate, classifier: Classifier, policy: DeadlinePolicy, rules: Rules,
-    source: str = "hotline", now: dt.datetime | None = None,
+    *,
+    session: Session,
+    payload: TicketCreate,
+    classifier: Classifier,
+    policy: DeadlinePolicy,
+    rules: Rules,
+    source: str = "hotline",
+    now: dt.datetime | None = None,
 ) -> tuple[Ticket, bool]:
     """Store, classify, route and set deadlines in one transaction; (ticket, created). Idempotent on external_id."""
     digest = content_hash(payload)
@@ -110,8 +139,9 @@ def intake(
         where = fallback_route(address=payload.address, upstream_urgency=payload.urgency, rules=rules)
     ticket = Ticket(**payload.model_dump(), source=source, content_hash=digest, created_at=now, updated_at=now)
     _apply_decision(ticket, decision, error, where)
-    clocks = policy.initial(start=now, category=ticket.category, kind=payload.kind, urgent=ticket.is_urgent,
-                            upstream=payload.deadline)
+    clocks = policy.initial(
+        start=now, category=ticket.category, kind=payload.kind, urgent=ticket.is_urgent, upstream=payload.deadline
+    )
     ticket.first_contact_due = clocks.first_contact_due
     ticket.resolve_due = clocks.resolve_due
     ticket.calendar_estimated = bool(clocks.uncovered_years)
@@ -123,10 +153,23 @@ def intake(
         session.flush()
         actor = Actor(name=source, role=SYSTEM)
         session.add(_event(ticket, actor, "receive", None, State.received, now))
-        session.add(_event(ticket, SYSTEM_ACTOR, "classify", State.received, ticket.state, now,
-                           note="；".join(ticket.review_reasons) or None,
-                           data={"category": ticket.category, "office": ticket.office,
-                                 "confidence": ticket.confidence, "calendar_estimated": ticket.calendar_estimated}))
+        session.add(
+            _event(
+                ticket,
+                SYSTEM_ACTOR,
+                "classify",
+                State.received,
+                ticket.state,
+                now,
+                note="；".join(ticket.review_reasons) or None,
+                data={
+                    "category": ticket.category,
+                    "office": ticket.office,
+                    "confidence": ticket.confidence,
+                    "calendar_estimated": ticket.calendar_estimated,
+                },
+            )
+        )
         session.commit()
     except IntegrityError:
         # a concurrent delivery of the same external_id won the race: answer with its ticket
@@ -187,20 +230,32 @@ def _filtered(statement: Any, f: TicketFilter, now: dt.datetime) -> Any:
         statement = statement.where(col(Ticket.resolve_due) < f.due_before)
     if f.q:
         pattern = f"%{f.q.replace('%', '').replace('_', '')}%"
-        statement = statement.where(or_(col(Ticket.title).like(pattern), col(Ticket.content).like(pattern),
-                                        col(Ticket.address).like(pattern), col(Ticket.external_id).like(pattern)))
+        statement = statement.where(
+            or_(
+                col(Ticket.title).like(pattern),
+                col(Ticket.content).like(pattern),
+                col(Ticket.address).like(pattern),
+                col(Ticket.external_id).like(pattern),
+            )
+        )
     return statement
 
 
 def list_tickets(
-    *, session: Session, actor: Actor, filters: TicketFilter, page: int, page_size: int,
+    *,
+    session: Session,
+    actor: Actor,
+    filters: TicketFilter,
+    page: int,
+    page_size: int,
     now: dt.datetime | None = None,
 ) -> tuple[list[Ticket], int]:
     now = now or utcnow()
     base = _filtered(_visible(select(Ticket), actor), filters, now)
     total = session.exec(select(func.count()).select_from(base.subquery())).one()
-    rows = session.exec(base.order_by(col(Ticket.resolve_due).asc(), col(Ticket.id)).offset((page - 1) * page_size)
-                        .limit(page_size))
+    rows = session.exec(
+        base.order_by(col(Ticket.resolve_due).asc(), col(Ticket.id)).offset((page - 1) * page_size).limit(page_size)
+    )
     return list(rows), int(total)
 
 
@@ -250,8 +305,10 @@ class Lifecycle:
             self.session.rollback()
             raise ConflictError("工单已被他人修改，请刷新后重试") from exc
         self.session.refresh(ticket)
-        log.info("ticket_transition", extra={"ticket_id": ticket.id, "action": action, "from": before,
-                                             "to": ticket.state, "actor": actor.name})
+        log.info(
+            "ticket_transition",
+            extra={"ticket_id": ticket.id, "action": action, "from": before, "to": ticket.state, "actor": actor.name},
+        )
         return ticket
 
     # dispatcher ------------------------------------------------------------------------------------------------
@@ -301,7 +358,9 @@ class Lifecycle:
         ticket.state = State.cancelled
         return body.get("note"), {}
 
-    def _approve_extension(self, ticket: Ticket, body: dict[str, Any], actor: Actor) -> tuple[str | None, dict[str, Any]]:
+    def _approve_extension(
+        self, ticket: Ticket, body: dict[str, Any], actor: Actor
+    ) -> tuple[str | None, dict[str, Any]]:
         if ticket.extension_state != "requested" or ticket.extension_days is None:
             raise IllegalTransitionError("该工单没有待审批的延期申请")
         assert ticket.resolve_due is not None
@@ -313,7 +372,9 @@ class Lifecycle:
         ticket.extension_state = "approved"
         return body.get("note"), {"from_due": before.isoformat(), "to_due": ticket.resolve_due.isoformat()}
 
-    def _refuse_extension(self, ticket: Ticket, body: dict[str, Any], actor: Actor) -> tuple[str | None, dict[str, Any]]:
+    def _refuse_extension(
+        self, ticket: Ticket, body: dict[str, Any], actor: Actor
+    ) -> tuple[str | None, dict[str, Any]]:
         if ticket.extension_state != "requested":
             raise IllegalTransitionError("该工单没有待审批的延期申请")
         ticket.extension_state = "refused"
@@ -387,7 +448,9 @@ class Lifecycle:
         clock = self.rules.deadlines.return_window
         return f"{clock.working_days:g} 个工作日" if clock.working_days else f"{clock.hours:g} 小时"
 
-    def _request_extension(self, ticket: Ticket, body: dict[str, Any], actor: Actor) -> tuple[str | None, dict[str, Any]]:
+    def _request_extension(
+        self, ticket: Ticket, body: dict[str, Any], actor: Actor
+    ) -> tuple[str | None, dict[str, Any]]:
         if ticket.extension_state == "requested":
             raise IllegalTransitionError("已有待审批的延期申请")
         if ticket.extension_state == "approved":

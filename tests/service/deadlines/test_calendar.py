@@ -282,12 +282,8 @@ def test_configured_dst_zone_uses_real_day_length() -> None:
     # Berlin's Sun 2026-03-29 has 23 hours.  Make it the only workday between
     # Saturday and Tuesday so the day length, not a clipped window, is measured.
     berlin = ZoneInfo("Europe/Berlin")
-    cal = WorkCalendar(
-        extra_workdays=[date(2026, 3, 29)], extra_holidays=[date(2026, 3, 30)], timezone="Europe/Berlin"
-    )
-    seconds = cal.working_seconds_between(
-        datetime(2026, 3, 28, tzinfo=berlin), datetime(2026, 3, 31, tzinfo=berlin)
-    )
+    cal = WorkCalendar(extra_workdays=[date(2026, 3, 29)], extra_holidays=[date(2026, 3, 30)], timezone="Europe/Berlin")
+    seconds = cal.working_seconds_between(datetime(2026, 3, 28, tzinfo=berlin), datetime(2026, 3, 31, tzinfo=berlin))
     assert seconds == 23 * 3600
     # The missing hour is made up on Tuesday.
     due = cal.add_working_days(datetime(2026, 3, 29, tzinfo=berlin), 1).due
@@ -400,9 +396,7 @@ def _reference_workday(day: date, holidays: frozenset[date], workdays: frozenset
         return day.weekday() < 5
 
 
-def _reference_due(
-    start: datetime, days: int, holidays: frozenset[date], workdays: frozenset[date]
-) -> datetime:
+def _reference_due(start: datetime, days: int, holidays: frozenset[date], workdays: frozenset[date]) -> datetime:
     # Deliberately naive hour-by-hour walk, independent of the module's logic.
     moment, counted = start, 0
     while counted < days * 24:
