@@ -49,6 +49,7 @@ class PipelineParams:
     class_weight: str | None = "balanced"
     calibration_folds: int = 3
     max_iter: int = 5000
+    seed: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -87,9 +88,9 @@ def build_pipeline(
 
 def _model(p: PipelineParams) -> Any:
     if p.model == "logreg":
-        return LogisticRegression(C=p.c, class_weight=p.class_weight, max_iter=p.max_iter)
+        return LogisticRegression(C=p.c, class_weight=p.class_weight, max_iter=p.max_iter, random_state=p.seed)
     if p.model == "svc":
-        svm = LinearSVC(C=p.c, class_weight=p.class_weight, max_iter=p.max_iter)
+        svm = LinearSVC(C=p.c, class_weight=p.class_weight, max_iter=p.max_iter, random_state=p.seed)
         # probabilities the review threshold can be set against; unshuffled folds keep training deterministic
         return CalibratedClassifierCV(svm, method="sigmoid", cv=p.calibration_folds, ensemble=False)
     raise ValueError(f"未知模型类型 {p.model!r}（可选 svc / logreg）")
