@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from classifier.artifact import load_model
@@ -40,12 +42,30 @@ def build_state(settings: Settings) -> AppState:
     )
 
 
+class ErrorBody(BaseModel):
+    detail: str | list[dict[str, Any]]
+
+
+# Every route may answer these; documenting them keeps the OpenAPI schema truthful for clients and fuzzers.
+_COMMON_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorBody, "description": "请求体无法解析"},
+    401: {"model": ErrorBody, "description": "未认证或签名无效"},
+    403: {"model": ErrorBody, "description": "无权访问"},
+    404: {"model": ErrorBody, "description": "不存在或不可见"},
+    409: {"model": ErrorBody, "description": "状态冲突"},
+    413: {"model": ErrorBody, "description": "请求体过大"},
+    429: {"model": ErrorBody, "description": "认证失败过多，稍后再试"},
+    503: {"model": ErrorBody, "description": "数据库暂时不可用（带 Retry-After）"},
+}
+
+
 def create_app(settings: Settings | None = None, state: AppState | None = None) -> FastAPI:
     state = state or build_state(settings or get_settings())
     app = FastAPI(
         title="Hotline 12345 工单服务",
         version="0.1.0",
         description="12345 热线工单接收、自动分类派单、时限跟踪与办结管理。",
+        responses=_COMMON_RESPONSES,
     )
     app.state.hotline = state
 

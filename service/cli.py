@@ -198,3 +198,7 @@ def demo(
             _, new = intake(session=session, payload=payload, classifier=classifier, policy=policy, rules=rules)
             created += int(new)
         typer.echo(f"演示工单：新建 {created} 条（已存在的跳过）")
+
+
+if __name__ == "__main__":
+    app()

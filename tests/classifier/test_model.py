@@ -132,7 +132,7 @@ def test_incompatible_versions_refused(tmp_path: Path, small_model: Path) -> Non
     card = json.loads((copy / "card.json").read_text(encoding="utf-8"))
     card["libraries"]["scikit-learn"] = "0.20.0"
     (copy / "card.json").write_text(json.dumps(card), encoding="utf-8")
-    with pytest.raises(ModelError, match="scikit-learn 0.20.0"):
+    with pytest.raises(ModelError, match=r"scikit-learn 0\.20\.0"):
         load_model(copy)
 
 

@@ -1,0 +1,120 @@
+"""The real thing: `hotline serve` as a process on loopback, driven over real HTTP."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import ROOT, SECRET, payload, signed_headers
+
+HOTLINE = [sys.executable, "-m", "service.cli"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _env(tmp: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HOTLINE_")}
+    env.update(
+        {
+            "HOTLINE_DATABASE_URL": f"sqlite:///{tmp / 'server.db'}",
+            "HOTLINE_WEBHOOK_SECRET": SECRET,
+            "HOTLINE_RULES": str(ROOT / "rules.yaml"),
+            "HOTLINE_MODEL": str(ROOT / "models" / "street"),
+            "PYTHONPATH": str(ROOT),
+        },
+        **extra,
+    )
+    return env
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
+    port = _free_port()
+    env = _env(tmp_path)
+    proc = subprocess.Popen(
+        [*HOTLINE, "serve", "--port", str(port)], env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.2)
+        assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+    else:
+        proc.kill()
+        pytest.fail("server did not become ready")
+    yield base, env
+    proc.terminate()
+    proc.wait(timeout=20)
+
+
+def test_signed_intake_and_user_token_over_real_http(server: tuple[str, dict[str, str]]) -> None:
+    base, env = server
+    body = json.dumps(payload(), ensure_ascii=False).encode()
+    r = httpx.post(f"{base}/api/v1/hotline/tickets", content=body, headers=signed_headers(body))
+    assert r.status_code == 201, r.text
+    created = subprocess.run(
+        [*HOTLINE, "users", "create", "--name", "平安办", "--role", "office", "--office", "pingan"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    token = created.stdout.strip().splitlines()[-1]
+    assert token.startswith("htl_")
+    mine = httpx.get(f"{base}/api/v1/tickets", headers={"Authorization": f"Bearer {token}"}).json()
+    assert mine["total"] == 1 and mine["items"][0]["caller_phone"] == "13812345678"
+    listed = subprocess.run([*HOTLINE, "users", "list"], env=env, cwd=ROOT, capture_output=True, text=True)
+    assert "平安办" in listed.stdout and token not in listed.stdout
+    subprocess.run(
+        [*HOTLINE, "users", "revoke", "--name", "平安办"], env=env, cwd=ROOT, check=True, capture_output=True
+    )
+    assert httpx.get(f"{base}/api/v1/tickets", headers={"Authorization": f"Bearer {token}"}).status_code == 401
+
+
+def test_refuses_to_start_with_the_demo_secret(tmp_path: Path) -> None:
+    env = _env(tmp_path)
+    env.pop("HOTLINE_WEBHOOK_SECRET")
+    r = subprocess.run(
+        [*HOTLINE, "serve", "--port", str(_free_port())], env=env, cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert r.returncode == 2
+    assert "HOTLINE_WEBHOOK_SECRET" in r.stderr
+
+
+def test_refuses_to_start_with_a_missing_model_or_bad_rules(tmp_path: Path) -> None:
+    env = _env(tmp_path, HOTLINE_MODEL=str(tmp_path / "none"))
+    r = subprocess.run(
+        [*HOTLINE, "serve", "--port", str(_free_port())], env=env, cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert r.returncode == 2 and "模型目录" in r.stderr
+    bad = tmp_path / "rules.yaml"
+    bad.write_text(
+        (ROOT / "rules.yaml").read_text(encoding="utf-8").replace("office: pingan", "office: x", 1), encoding="utf-8"
+    )
+    r = subprocess.run(
+        [*HOTLINE, "serve"],
+        env=_env(tmp_path, HOTLINE_RULES=str(bad)),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 2 and "第 " in r.stderr and "行" in r.stderr
