@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 from classifier.artifact import LoadedModel, ModelError
 from classifier.config import Rules
+from classifier.fast import FastPredictor, UnsupportedPipeline
 from classifier.keywords import KeywordMatcher, RuleMatch
 from classifier.normalize import compile_boilerplate, normalize_text
 
@@ -65,6 +66,16 @@ class Classifier:
         self.rules = rules
         self._matcher = KeywordMatcher(rules)
         self._boilerplate = compile_boilerplate(rules.classifier.boilerplate)
+        normalizer = model.pipeline.named_steps.get("normalize")
+        model_patterns = tuple(getattr(normalizer, "boilerplate", ()))
+        # the features must see text normalized exactly as in training, the rules as the rules file says
+        self._model_boilerplate = (
+            self._boilerplate if model_patterns == rules.classifier.boilerplate else compile_boilerplate(model_patterns)
+        )
+        try:
+            self._fast: FastPredictor | None = FastPredictor(model.pipeline)
+        except UnsupportedPipeline:
+            self._fast = None
 
     @property
     def version(self) -> str:
@@ -76,20 +87,25 @@ class Classifier:
     def decide_batch(self, texts: Sequence[str]) -> list[Decision]:
         if not texts:
             return []
-        matrix = self.model.pipeline.predict_proba(list(texts))
+        normalized = [normalize_text(t, self._boilerplate) for t in texts]
+        if self._fast is None:
+            matrix = self.model.pipeline.predict_proba(list(texts))
+        elif self._model_boilerplate is self._boilerplate:
+            matrix = self._fast.predict_proba(normalized)
+        else:
+            matrix = self._fast.predict_proba([normalize_text(t, self._model_boilerplate) for t in texts])
         classes = self.model.classes
         return [
-            self._combine(t, dict(zip(classes, row.tolist(), strict=True)))
-            for t, row in zip(texts, matrix, strict=True)
+            self._combine(n, dict(zip(classes, row.tolist(), strict=True)))
+            for n, row in zip(normalized, matrix, strict=True)
         ]
 
     def rules_only(self, text: str) -> str:
         """What the keyword rules alone would choose (the fallback category when none match)."""
         return self._matcher.choose(normalize_text(text, self._boilerplate), self.rules.classifier.fallback_category)
 
-    def _combine(self, text: str, probs: dict[str, float]) -> Decision:
+    def _combine(self, normalized: str, probs: dict[str, float]) -> Decision:
         settings = self.rules.classifier
-        normalized = normalize_text(text, self._boilerplate)
         match = self._matcher.match(normalized)
         model_top = max(probs, key=lambda c: probs[c])
         combined = _softmax_boost(probs, match.scores, settings.rule_boost)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from classifier.config import KeywordRule, Rules
@@ -23,8 +24,10 @@ class RuleMatch:
         return max(self.scores, key=lambda c: (self.scores[c], c))
 
 
-def _rule_hits(rule: KeywordRule, text: str) -> list[str] | None:
-    """Words that made the rule match, or None when it does not match."""
+def _rule_hits(rule: KeywordRule, text: str | set[str]) -> list[str] | None:
+    """Words that made the rule match, or None when it does not match.
+
+    `text` is the text itself, or the set of rule words it contains (faster when many rules share words)."""
     if any(word in text for word in rule.none):
         return None
     if not all(word in text for word in rule.all):
@@ -39,14 +42,23 @@ class KeywordMatcher:
     def __init__(self, rules: Rules) -> None:
         self._rules = [(code, rule) for code, cat in rules.categories.items() for rule in cat.rules]
         self._urgent = [w for w in rules.urgency.keywords]
+        words = sorted({w for _, r in self._rules for w in (*r.any, *r.all, *r.none)}, key=lambda w: (-len(w), w))
+        # one C-level scan: the lookahead reports the longest word starting at every position, and each found
+        # word brings the shorter words it contains, so overlapping and nested words are all seen
+        self._scan = re.compile("(?=(" + "|".join(map(re.escape, words)) + "))") if words else None
+        self._inside = {w: [v for v in words if v in w] for w in words}
 
     def match(self, normalized: str) -> RuleMatch:
         """Match rules against already-normalized text (see classifier.normalize)."""
         scores: dict[str, float] = {}
         keywords: dict[str, list[str]] = {}
         overrides: list[str] = []
+        present: set[str] = set()
+        if self._scan is not None:
+            for found in self._scan.finditer(normalized):
+                present.update(self._inside[found.group(1)])
         for code, rule in self._rules:
-            hits = _rule_hits(rule, normalized)
+            hits = _rule_hits(rule, present) if present else None
             if hits is None:
                 continue
             if rule.override:

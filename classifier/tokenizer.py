@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import rjieba
@@ -99,7 +100,7 @@ class Tokenizer:
         return self._jieba
 
     def __call__(self, text: str) -> list[str]:
-        return [t for t in self._segmenter().cut(text, True) if _keep(t)]
+        return [t for t in self._segmenter().cut(text, True) if t not in _STOPWORDS and _keep(t)]
 
     def __getstate__(self) -> dict[str, Any]:
         return {"user_words": list(self.user_words)}
@@ -112,10 +113,9 @@ class Tokenizer:
         return f"Tokenizer(user_words=<{len(self.user_words)} words>)"
 
 
+_WORDY = re.compile(r"[^\W_]")
+
+
 def _keep(token: str) -> bool:
-    token = token.strip()
-    if not token or token in _STOPWORDS:
-        return False
-    if token.isdigit():
-        return False
-    return any(ch.isalnum() for ch in token)
+    """Tokens with at least one letter or digit that are not bare numbers (jieba never pads tokens with spaces)."""
+    return _WORDY.search(token) is not None and not token.isdigit()

@@ -186,3 +186,35 @@ def test_unknown_model_type_refused(rules: Rules, small_data: Dataset, tmp_path:
         train_model(
             small_data, rules=rules, out_dir=tmp_path / "x", name="x", folds=3, params=PipelineParams(model="forest")
         )
+
+
+def test_keyword_scan_finds_exactly_the_words_a_naive_search_finds(rules: Rules) -> None:
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    matcher = KeywordMatcher(rules)
+    words = sorted(matcher._inside)
+    pieces = st.sampled_from([*words, "的", "了", "a", " ", "楼"])
+
+    @settings(max_examples=200, deadline=None)
+    @given(st.lists(pieces, max_size=12))
+    def check(parts: list[str]) -> None:
+        text = "".join(parts)
+        naive = {w for w in words if w in text}
+        assert set().union(*(matcher._inside[m.group(1)] for m in matcher._scan.finditer(text))) == naive
+
+    check()
+
+
+def test_fast_path_equals_the_pipeline(rules: Rules) -> None:
+    from classifier.fast import FastPredictor
+    from classifier.normalize import compile_boilerplate, normalize_text
+
+    model = load_model(ROOT / "models" / "street")
+    texts = [*load_dataset(CORPUS, text_cols=["text"], label_col="label").texts[:200], "", "  ", "zzz", "a  b\t\tc"]
+    pattern = compile_boilerplate(model.pipeline.named_steps["normalize"].boilerplate)
+    normalized = [normalize_text(t, pattern) for t in texts]
+    fast = FastPredictor(model.pipeline)
+    reference = model.pipeline.predict_proba(texts)
+    assert np.abs(fast.predict_proba(normalized) - reference).max() < 1e-6
+    assert np.abs(fast.predict_proba(normalized[:3]) - reference[:3]).max() < 1e-6
