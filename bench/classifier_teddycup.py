@@ -57,10 +57,14 @@ def main() -> None:
     jieba.setLogLevel(60)
     print(f"{len(labels)} 条真实留言，{len(set(labels))} 类；分层 5 折交叉验证，seed 0（各折宏 F1 的平均）")
     rows = [
-        ("基线 jieba+TF-IDF+LinearSVC", lambda: make_pipeline(
-            TfidfVectorizer(tokenizer=jieba.lcut, token_pattern=None), LinearSVC())),
-        ("字 n-gram(1-3) TF-IDF+LinearSVC", lambda: make_pipeline(
-            TfidfVectorizer(analyzer="char", ngram_range=(1, 3), sublinear_tf=True), LinearSVC())),
+        (
+            "基线 jieba+TF-IDF+LinearSVC",
+            lambda: make_pipeline(TfidfVectorizer(tokenizer=jieba.lcut, token_pattern=None), LinearSVC()),
+        ),
+        (
+            "字 n-gram(1-3) TF-IDF+LinearSVC",
+            lambda: make_pipeline(TfidfVectorizer(analyzer="char", ngram_range=(1, 3), sublinear_tf=True), LinearSVC()),
+        ),
     ]
     for name, build in rows:
         start = time.perf_counter()
@@ -72,8 +76,10 @@ def main() -> None:
     took = time.perf_counter() - start
     model_f1 = float(np.mean(report["model"]["fold_macro_f1"]))
     print(f"{'本系统 模型':<34} 宏F1 {model_f1:.4f}  准确率 {report['model']['accuracy']:.4f}  ({took:.0f} s)")
-    print(f"{'本系统 模型+规则（派单决策）':<30} 宏F1(合并) {report['decision']['macro_f1']:.4f}  "
-          f"准确率 {report['decision']['accuracy']:.4f}")
+    print(
+        f"{'本系统 模型+规则（派单决策）':<30} 宏F1(合并) {report['decision']['macro_f1']:.4f}  "
+        f"准确率 {report['decision']['accuracy']:.4f}"
+    )
     print(f"{'仅关键词规则':<32} 宏F1(合并) {report['rules_only']['macro_f1']:.4f}")
     print(f"目标 宏F1 ≥ 0.85 → {'达标' if model_f1 >= 0.85 else '未达标'}")
 

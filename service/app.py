@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from classifier.artifact import load_model
-from classifier.config import load_rules
+from classifier.config import Rules, load_rules
 from classifier.decision import Classifier
 from service.db import make_engine
 from service.deadlines.service import DeadlinePolicy
@@ -26,11 +26,13 @@ from service.tickets import routes as ticket_routes
 log = logging.getLogger(__name__)
 
 
-def build_state(settings: Settings) -> AppState:
-    """Load everything the app needs; raises RulesError / ModelError / UnsafeSettingsError with clear messages."""
+def build_state(settings: Settings, *, rules: Rules | None = None, classifier: Classifier | None = None) -> AppState:
+    """Load everything the app needs; raises RulesError / ModelError / UnsafeSettingsError with clear messages.
+
+    Already loaded rules and classifier may be passed in (tests share one across many apps)."""
     settings.check_safe()
-    rules = load_rules(settings.rules)
-    classifier = Classifier(load_model(settings.model), rules)
+    rules = rules or load_rules(settings.rules)
+    classifier = classifier or Classifier(load_model(settings.model), rules)
     engine = make_engine(settings.database_url, pool_size=settings.db_pool_size)
     return AppState(
         settings=settings,

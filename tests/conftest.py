@@ -18,12 +18,10 @@ from sqlmodel import Session
 from classifier.artifact import load_model
 from classifier.config import Rules, load_rules
 from classifier.decision import Classifier
-from service.app import create_app
+from service.app import build_state, create_app
 from service.auth.service import create_user
 from service.db import make_engine, upgrade
-from service.deadlines.service import DeadlinePolicy
 from service.intake.signature import sign
-from service.ops.metrics import Metrics
 from service.settings import Settings
 from service.state import AppState
 
@@ -92,15 +90,7 @@ def make_state(url: str, rules: Rules, classifier: Classifier, **overrides: Any)
         model=ROOT / "models" / "street",
         **overrides,
     )
-    engine = make_engine(url)
-    return AppState(
-        settings=settings,
-        engine=engine,
-        rules=rules,
-        classifier=classifier,
-        policy=DeadlinePolicy(rules),
-        metrics=Metrics(engine),
-    )
+    return build_state(settings, rules=rules, classifier=classifier)
 
 
 @pytest.fixture
