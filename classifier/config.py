@@ -100,6 +100,8 @@ class Deadlines(_Strict):
     supervise: Clock
     warn_fraction: float = Field(gt=0, lt=1)
     return_window: Clock
+    # 督办: a ticket overdue by this much is escalated and gets the `supervise` clock
+    escalate_after: Clock = Clock(hours=24)
 
     @model_validator(mode="after")
     def _default_kind_known(self) -> Deadlines:

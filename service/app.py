@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -17,6 +19,7 @@ from service.db import make_engine
 from service.deadlines.service import DeadlinePolicy
 from service.intake import open311
 from service.intake import routes as intake_routes
+from service.notify import routes as notify_routes
 from service.ops import routes as ops_routes
 from service.ops.metrics import Metrics
 from service.settings import Settings, get_settings
@@ -63,7 +66,20 @@ _COMMON_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 def create_app(settings: Settings | None = None, state: AppState | None = None) -> FastAPI:
     state = state or build_state(settings or get_settings())
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        scheduler = None
+        if state.settings.scheduler:
+            from service.scheduler import start_background
+
+            scheduler = start_background(state.engine, state.rules, state.settings)
+        yield
+        if scheduler is not None:
+            scheduler.shutdown(wait=False)
+
     app = FastAPI(
+        lifespan=lifespan,
         title="Hotline 12345 工单服务",
         version="0.1.0",
         description="12345 热线工单接收、自动分类派单、时限跟踪与办结管理。",
@@ -82,6 +98,6 @@ def create_app(settings: Settings | None = None, state: AppState | None = None) 
             headers={"Retry-After": str(state.settings.retry_after_seconds)},
         )
 
-    for module in (intake_routes, ticket_routes, open311, ops_routes):
+    for module in (intake_routes, ticket_routes, notify_routes, open311, ops_routes):
         app.include_router(module.router)
     return app

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -50,11 +51,65 @@ def serve(
         raise _fail(str(exc)) from exc
     if migrate:
         upgrade(settings.database_url)
-    # several workers each import service.asgi and load their own state
+    # several workers each import service.asgi and load their own state; the jobs then run once, here
     target = create_app(state=state) if workers == 1 else "service.asgi:app"
+    if workers > 1 and settings.scheduler:
+        from service.scheduler import start_background
+
+        os.environ["HOTLINE_SCHEDULER"] = "0"
+        start_background(state.engine, state.rules, settings)
     uvicorn.run(
         target, host=host, port=port, workers=workers, log_config=None, proxy_headers=False, server_header=False
     )
+
+
+@app.command()
+def scheduler() -> None:
+    """Run the scheduled jobs as their own process (start web workers with HOTLINE_SCHEDULER=0)."""
+    from apscheduler.schedulers.blocking import BlockingScheduler
+
+    from service import logs
+    from service.app import build_state
+    from service.scheduler import add_jobs
+
+    settings = Settings()
+    logs.configure(settings.log_level)
+    try:
+        state = build_state(settings)
+    except (RulesError, ModelError, UnsafeSettingsError) as exc:
+        raise _fail(str(exc)) from exc
+    blocking = BlockingScheduler(timezone="UTC")
+    add_jobs(blocking, state.engine, state.rules, settings)
+    typer.echo("调度进程已启动：时限巡检、预警推送、回调投递", err=True)
+    blocking.start()
+
+
+@app.command()
+def sweep(
+    at: Annotated[str | None, typer.Option("--at", help="以该时刻为“现在”（ISO 8601，带时区），用于补跑或演练")] = None,
+    deliver: Annotated[bool, typer.Option(help="同时投递回调与预警")] = True,
+) -> None:
+    """Run the deadline sweep (and deliveries) once, by hand."""
+    import datetime as dt
+
+    from service.db import make_engine
+    from service.deadlines.sweep import sweep as run
+    from service.notify.people import deliver_alerts
+    from service.notify.service import deliver_due
+    from service.scheduler import delivery_policy
+
+    settings = Settings()
+    rules = load_rules(settings.rules)
+    now = dt.datetime.fromisoformat(at) if at else dt.datetime.now(dt.UTC)
+    if now.tzinfo is None:
+        raise _fail("--at 必须带时区，例如 2026-10-08T09:00:00+08:00")
+    engine = make_engine(settings.database_url)
+    done = run(engine, rules, now=now)
+    typer.echo("巡检：" + "，".join(f"{k} {v}" for k, v in sorted(done.items())) if done else "巡检：无未办结工单")
+    if deliver:
+        sent = deliver_alerts(engine, rules, settings.notify_webhooks, now=now)
+        out = deliver_due(engine, delivery_policy(settings), now=lambda: now)
+        typer.echo(f"预警推送：{sent}；回调投递：{out}")
 
 
 @db_app.command("upgrade")

@@ -32,6 +32,16 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(default=10, gt=0)
     retry_after_seconds: int = Field(default=5, gt=0)
     readiness_calendar_days: int = Field(default=60, ge=0)
+    # scheduling: `hotline serve` runs the jobs in-process unless this is off (then run `hotline scheduler`)
+    scheduler: bool = True
+    sweep_interval_seconds: int = Field(default=60, gt=0)
+    outbox_interval_seconds: int = Field(default=5, gt=0)
+    callback_timeout_seconds: float = Field(default=10.0, gt=0)
+    outbox_max_attempts: int = Field(default=12, gt=0)
+    outbox_backoff_seconds: float = Field(default=30.0, gt=0)
+    outbox_backoff_max_seconds: float = Field(default=3600.0, gt=0)
+    # group robots: {"dispatcher": ["https://…"], "pingan": ["https://…"]} (secrets: environment only)
+    notify_webhooks: dict[str, list[str]] = {}
 
     def check_safe(self) -> None:
         """Refuse to run with the demo secret (or a short one) unless demo mode is explicitly on."""

@@ -67,7 +67,7 @@ def pg_url() -> Iterator[str]:
 def _truncate_pg(url: str) -> None:
     engine = make_engine(url)
     with engine.begin() as conn:
-        conn.exec_driver_sql("TRUNCATE ticket_event, ticket, app_user RESTART IDENTITY CASCADE")
+        conn.exec_driver_sql("TRUNCATE outbox, alert, ticket_event, ticket, app_user RESTART IDENTITY CASCADE")
     engine.dispose()
 
 
@@ -88,6 +88,7 @@ def make_state(url: str, rules: Rules, classifier: Classifier, **overrides: Any)
         webhook_secret=SECRET,
         rules=ROOT / "rules.yaml",
         model=ROOT / "models" / "street",
+        scheduler=False,
         **overrides,
     )
     return build_state(settings, rules=rules, classifier=classifier)

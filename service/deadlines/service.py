@@ -17,6 +17,13 @@ class Clocks:
     first_contact_due: dt.datetime
     resolve_due: dt.datetime
     uncovered_years: tuple[int, ...]
+    # "working" when the due instant came from working-day arithmetic, "hours" when from plain time
+    contact_basis: str = "working"
+    resolve_basis: str = "working"
+
+
+def _basis(clock: Clock) -> str:
+    return "working" if clock.working_days is not None else "hours"
 
 
 class DeadlinePolicy:
@@ -58,16 +65,46 @@ class DeadlinePolicy:
             else (cat.first_contact if cat and cat.first_contact else rules.first_contact)
         )
         contact = self.add(start, contact_clock)
-        contact_due = contact.due
+        contact_due, contact_basis = contact.due, _basis(contact_clock)
         if cat is not None and cat.first_action_hours is not None:
             # "冒头就打": first action within N hours whatever the calendar
-            contact_due = min(contact_due, start + dt.timedelta(hours=cat.first_action_hours))
+            first_action = start + dt.timedelta(hours=cat.first_action_hours)
+            if first_action < contact_due:
+                contact_due, contact_basis = first_action, "hours"
         resolve_clock = cat.resolve if cat and cat.resolve else rules.resolve_by_kind[kind or rules.default_kind]
         resolve = self.add(start, resolve_clock)
-        resolve_due = resolve.due if upstream is None else min(resolve.due, upstream)
-        contact_due = min(contact_due, resolve_due)
+        resolve_due, resolve_basis = resolve.due, _basis(resolve_clock)
+        if upstream is not None and upstream < resolve_due:
+            resolve_due, resolve_basis = upstream, "hours"
+        if resolve_due < contact_due:
+            contact_due, contact_basis = resolve_due, resolve_basis
         years = tuple(sorted(set(contact.uncovered_years) | set(resolve.uncovered_years)))
-        return Clocks(first_contact_due=contact_due, resolve_due=resolve_due, uncovered_years=years)
+        return Clocks(
+            first_contact_due=contact_due,
+            resolve_due=resolve_due,
+            uncovered_years=years,
+            contact_basis=contact_basis,
+            resolve_basis=resolve_basis,
+        )
+
+    def elapsed_fraction(self, *, start: dt.datetime, due: dt.datetime, now: dt.datetime, basis: str) -> float:
+        """How much of the allowed time has passed: working time for working-day clocks, plain time otherwise."""
+        if basis == "working":
+            total = self.calendar.working_seconds_between(start, due)
+            used = self.calendar.working_seconds_between(start, min(now, due))
+        else:
+            total = (due - start).total_seconds()
+            used = (min(now, due) - start).total_seconds()
+        if total <= 0:
+            return 1.0 if now >= due else 0.0
+        return max(0.0, used / total)
+
+    def light(self, *, start: dt.datetime, due: dt.datetime, now: dt.datetime, basis: str) -> str:
+        """Traffic light: red once overdue, yellow from the warning fraction on (临期), green before."""
+        if now > due:
+            return "red"
+        fraction = self.elapsed_fraction(start=start, due=due, now=now, basis=basis)
+        return "yellow" if fraction >= self.rules.deadlines.warn_fraction else "green"
 
     def reopen(self, start: dt.datetime) -> Deadline:
         return self.add(start, self.rules.deadlines.reopen)

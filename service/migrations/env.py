@@ -7,11 +7,13 @@ from sqlalchemy import create_engine, pool
 from sqlmodel import SQLModel
 
 import service.auth.models
+import service.notify.models
 import service.tickets.models
 
 config = context.config
 target_metadata = SQLModel.metadata
-_ = service.auth.models
+# imported for their side effect: the tables register on SQLModel.metadata
+_ = (service.auth.models, service.notify.models, service.tickets.models)
 
 
 def run_migrations_offline() -> None:

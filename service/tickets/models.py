@@ -160,6 +160,11 @@ class Ticket(TicketBase, table=True):
     first_contact_due: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
     resolve_due: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
     calendar_estimated: bool = Field(default=False, description="时限跨越无官方日历数据的年份，按周一至周五估算")
+    # how each clock counts ("working": working-day time; "hours": plain time) and when the resolve clock started
+    contact_basis: str = Field(default="working", max_length=8)
+    resolve_basis: str = Field(default="working", max_length=8)
+    resolve_clock_start: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    supervised_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
     accepted_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
     first_contact_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
     resolved_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
@@ -214,6 +219,7 @@ class TicketPublic(SQLModel):
     resolve_due: dt.datetime | None
     deadline: dt.datetime | None
     calendar_estimated: bool
+    supervised_at: dt.datetime | None
     accepted_at: dt.datetime | None
     first_contact_at: dt.datetime | None
     resolved_at: dt.datetime | None

@@ -24,6 +24,7 @@ from service.errors import (
     InvalidInputError,
     NotFoundError,
 )
+from service.notify.service import enqueue
 from service.routing.service import Route, fallback_route, route
 from service.tickets.models import OPEN_STATES, State, Ticket, TicketCreate, TicketEvent
 from service.tickets.statemachine import SYSTEM, TRANSITIONS, refusal
@@ -145,6 +146,9 @@ def intake(
     ticket.first_contact_due = clocks.first_contact_due
     ticket.resolve_due = clocks.resolve_due
     ticket.calendar_estimated = bool(clocks.uncovered_years)
+    ticket.contact_basis = clocks.contact_basis
+    ticket.resolve_basis = clocks.resolve_basis
+    ticket.resolve_clock_start = now
     ticket.state = State.pending_review if ticket.needs_review else State.dispatched
     if ticket.state == State.dispatched:
         ticket.dispatched_at = now
@@ -298,8 +302,12 @@ class Lifecycle:
         note, data = handler(ticket, body, actor)
         ticket.updated_at = self.now
         self.session.add(ticket)
-        self.session.add(_event(ticket, actor, action, before, ticket.state, self.now, note=note, data=data))
+        event = _event(ticket, actor, action, before, ticket.state, self.now, note=note, data=data)
+        self.session.add(event)
         try:
+            self.session.flush()
+            # the callback is stored in the same transaction as the change: both happen or neither
+            enqueue(session=self.session, ticket=ticket, event=event, now=self.now)
             self.session.commit()
         except (StaleDataError, IntegrityError) as exc:
             self.session.rollback()
@@ -396,6 +404,9 @@ class Lifecycle:
         ticket.state = State.reopened
         ticket.reopen_count += 1
         ticket.resolve_due = due.due
+        ticket.resolve_basis = "working" if self.rules.deadlines.reopen.working_days is not None else "hours"
+        ticket.resolve_clock_start = self.now
+        ticket.supervised_at = None
         ticket.first_contact_at = None
         ticket.resolved_at = None
         ticket.resolve_result = None

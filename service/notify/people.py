@@ -1,0 +1,102 @@
+"""Alerts to people through group-robot webhooks (企业微信 / 钉钉 markdown). A failing robot never blocks a sweep."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from zoneinfo import ZoneInfo
+
+import httpx
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+
+from classifier.config import Rules
+from classifier.normalize import mask_personal_numbers
+from service.notify.models import Alert
+from service.tickets.models import Ticket
+
+log = logging.getLogger(__name__)
+
+KIND_LABELS = {"due_soon": "临期预警", "overdue": "超期", "escalated": "督办"}
+CLOCK_LABELS = {"contact": "先行联系", "resolve": "办结"}
+MAX_ATTEMPTS = 5
+
+
+def markdown(alert: Alert, ticket: Ticket, rules: Rules) -> tuple[str, str]:
+    """(title, body) without personal data: no caller name or phone, numbers masked in the title."""
+    zone = ZoneInfo(rules.timezone)
+    due = ticket.first_contact_due if alert.clock == "contact" else ticket.resolve_due
+    due_text = due.astimezone(zone).strftime("%Y-%m-%d %H:%M") if due else "-"
+    category = rules.categories[ticket.category].name if ticket.category in rules.categories else "-"
+    office = rules.office_name(ticket.office) if ticket.office in rules.offices else "-"
+    title = f"【{KIND_LABELS.get(alert.kind, alert.kind)}】工单 {ticket.external_id}"
+    summary = mask_personal_numbers(ticket.title or ticket.content[:40], "*")
+    body = (
+        f"### {title}\n"
+        f"> 类别：{category}　承办：{office}\n"
+        f"> {CLOCK_LABELS.get(alert.clock, alert.clock)}时限：{due_text}\n"
+        f"> 摘要：{summary}\n"
+    )
+    return title, body
+
+
+def robot_body(url: str, title: str, text: str) -> dict[str, object]:
+    if "dingtalk" in url:
+        return {"msgtype": "markdown", "markdown": {"title": title, "text": text}}
+    return {"msgtype": "markdown", "markdown": {"content": text}}
+
+
+def deliver_alerts(
+    engine: Engine,
+    rules: Rules,
+    webhooks: dict[str, list[str]],
+    *,
+    now: dt.datetime,
+    client: httpx.Client | None = None,
+    limit: int = 200,
+) -> dict[str, int]:
+    """Send pending alerts to the office's robots and the dispatchers' robots; returns counts."""
+    counts = {"sent": 0, "failed": 0, "no_target": 0}
+    http = client or httpx.Client(timeout=5)
+    try:
+        with Session(engine, expire_on_commit=False) as session:
+            pending = session.exec(
+                select(Alert)
+                .where(Alert.state == "pending", col(Alert.next_attempt_at) <= now)
+                .order_by(col(Alert.id))
+                .limit(limit)
+            ).all()
+            for alert in pending:
+                ticket = session.get(Ticket, alert.ticket_id)
+                targets = [*webhooks.get(alert.office or "", []), *webhooks.get("dispatcher", [])]
+                if ticket is None or not targets:
+                    alert.state = "no_target"
+                    counts["no_target"] += 1
+                    session.add(alert)
+                    continue
+                title, text = markdown(alert, ticket, rules)
+                errors = []
+                for url in targets:
+                    try:
+                        r = http.post(url, json=robot_body(url, title, text))
+                        if r.status_code >= 300:
+                            errors.append(f"HTTP {r.status_code}")
+                    except httpx.HTTPError as exc:
+                        errors.append(type(exc).__name__)
+                alert.attempts += 1
+                if not errors:
+                    alert.state = "sent"
+                    counts["sent"] += 1
+                else:
+                    alert.last_error = "; ".join(errors)[:500]
+                    alert.state = "failed" if alert.attempts >= MAX_ATTEMPTS else "pending"
+                    alert.next_attempt_at = now + dt.timedelta(minutes=2**alert.attempts)
+                    counts["failed"] += 1
+                session.add(alert)
+                session.commit()
+    except Exception:  # people's notifications are best effort: log and let the sweep go on
+        log.exception("alert_delivery_failed")
+    finally:
+        if client is None:
+            http.close()
+    return counts

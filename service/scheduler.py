@@ -1,0 +1,112 @@
+"""Scheduled jobs: deadline sweep, alert delivery and callback delivery.
+
+Jobs are module-level functions that open their own sessions. `hotline serve` starts them in-process for the
+single-machine default; `hotline scheduler` runs them as their own process and web workers are then started with
+HOTLINE_SCHEDULER=0. On PostgreSQL each run holds an advisory lock, so two schedulers never run the same job at
+once; the outbox claims rows atomically besides, so nothing is sent twice either way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import logging
+import zlib
+from collections.abc import Callable, Iterator
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.schedulers.blocking import BlockingScheduler
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
+
+from classifier.config import Rules
+from service.deadlines.service import DeadlinePolicy
+from service.deadlines.sweep import sweep
+from service.notify.people import deliver_alerts
+from service.notify.service import DeliveryPolicy, deliver_due
+from service.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+@contextlib.contextmanager
+def job_lock(engine: Engine, name: str) -> Iterator[bool]:
+    """True when this process may run `name` now (PostgreSQL advisory lock; SQLite runs on one machine)."""
+    if engine.dialect.name != "postgresql":
+        yield True
+        return
+    key = zlib.crc32(f"hotline:{name}".encode())
+    with engine.connect() as conn:
+        got = bool(conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar())
+        try:
+            yield got
+        finally:
+            if got:
+                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+                conn.commit()
+
+
+def delivery_policy(settings: Settings) -> DeliveryPolicy:
+    return DeliveryPolicy(
+        url=settings.callback_url,
+        secret=settings.webhook_secret.get_secret_value(),
+        timeout=settings.callback_timeout_seconds,
+        max_attempts=settings.outbox_max_attempts,
+        backoff_seconds=settings.outbox_backoff_seconds,
+        backoff_max_seconds=settings.outbox_backoff_max_seconds,
+    )
+
+
+def run_sweep(engine: Engine, rules: Rules, settings: Settings, now: Callable[[], dt.datetime] = utcnow) -> None:
+    with job_lock(engine, "sweep") as mine:
+        if not mine:
+            return
+        sweep(engine, rules, now=now(), policy=DeadlinePolicy(rules))
+        deliver_alerts(engine, rules, settings.notify_webhooks, now=now())
+
+
+def run_outbox(engine: Engine, settings: Settings, now: Callable[[], dt.datetime] = utcnow) -> None:
+    with job_lock(engine, "outbox") as mine:
+        if mine:
+            deliver_due(engine, delivery_policy(settings), now=now)
+
+
+def _safe(job: Callable[[], None], name: str) -> Callable[[], None]:
+    def run() -> None:
+        try:
+            job()
+        except Exception:  # a failing run is logged; the next interval tries again
+            log.exception("job_failed", extra={"job": name})
+
+    return run
+
+
+def add_jobs(
+    scheduler: BackgroundScheduler | BlockingScheduler, engine: Engine, rules: Rules, settings: Settings
+) -> None:
+    options = {"coalesce": True, "max_instances": 1, "replace_existing": True, "misfire_grace_time": 30}
+    scheduler.add_job(
+        _safe(lambda: run_sweep(engine, rules, settings), "sweep"),
+        "interval",
+        seconds=settings.sweep_interval_seconds,
+        id="sweep",
+        **options,
+    )
+    scheduler.add_job(
+        _safe(lambda: run_outbox(engine, settings), "outbox"),
+        "interval",
+        seconds=settings.outbox_interval_seconds,
+        id="outbox",
+        **options,
+    )
+
+
+def start_background(engine: Engine, rules: Rules, settings: Settings) -> BackgroundScheduler:
+    scheduler = BackgroundScheduler(timezone="UTC")
+    add_jobs(scheduler, engine, rules, settings)
+    scheduler.start()
+    return scheduler
