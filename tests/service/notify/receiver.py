@@ -21,6 +21,8 @@ class Receiver:
     script: list[str] = field(default_factory=list)
     default: str = "ok"
     slow_seconds: float = 2.0
+    # every answer waits this long, so that concurrent senders overlap
+    delay: float = 0.0
     calls: int = 0
     acted: dict[str, dict[str, Any]] = field(default_factory=dict)
     order: list[dict[str, Any]] = field(default_factory=list)
@@ -61,6 +63,7 @@ def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            time.sleep(receiver.delay)
             outcome = receiver.handle(self.headers, body)
             if outcome == "drop":
                 self.connection.close()
