@@ -8,7 +8,8 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 from sqlalchemy.exc import InterfaceError, OperationalError
 
@@ -25,6 +26,7 @@ from service.ops.metrics import Metrics
 from service.settings import Settings, get_settings
 from service.state import AppState
 from service.tickets import routes as ticket_routes
+from service.web import routes as web_routes
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +100,11 @@ def create_app(settings: Settings | None = None, state: AppState | None = None) 
             headers={"Retry-After": str(state.settings.retry_after_seconds)},
         )
 
-    for module in (intake_routes, ticket_routes, notify_routes, open311, ops_routes):
+    @app.exception_handler(web_routes.LoginRequired)
+    async def login_required(request: Request, exc: Exception) -> RedirectResponse:
+        return RedirectResponse("/ui/login", status_code=303)
+
+    for module in (intake_routes, ticket_routes, notify_routes, open311, ops_routes, web_routes):
         app.include_router(module.router)
+    app.mount("/ui/static", StaticFiles(directory=str(web_routes.STATIC)), name="static")
     return app

@@ -149,6 +149,8 @@ def _register(action: str, body_model: type[BaseModel], summary: str) -> None:
     )
 
 
+ACTION_BODIES: dict[str, type[BaseModel]] = {}
+
 for _action, _model, _summary in (
     ("confirm", ActionNote, "确认派单（派单员）"),
     ("reroute", RerouteBody, "改派到其他科室或分类（派单员）"),
@@ -164,4 +166,5 @@ for _action, _model, _summary in (
     ("follow-up", FollowUpBody, "回访满意度（不满意则重办）"),
     ("reopen", ActionNote, "重办（派单员，需说明原因）"),
 ):
+    ACTION_BODIES[_action] = _model
     _register(_action, _model, _summary)

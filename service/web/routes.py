@@ -1,0 +1,341 @@
+"""Web pages under /ui: login, the dispatcher's review queue, the office workbench and the ticket page."""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Depends, Form, HTTPException, Request, status
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+from markupsafe import Markup, escape
+from pydantic import ValidationError
+from sqlmodel import Session, col, select
+from starlette.concurrency import run_in_threadpool
+
+from classifier.normalize import mask_phone
+from service.auth.models import ROLE_LABELS, Role, User
+from service.auth.service import user_for_token
+from service.deadlines.sweep import lights
+from service.deps import SessionDep, StateDep
+from service.errors import DomainError
+from service.state import AppState
+from service.tickets.models import OPEN_STATES, STATE_LABELS, State, Ticket
+from service.tickets.routes import ACTION_BODIES, may_see_phone
+from service.tickets.service import Actor, Lifecycle, timeline, utcnow
+from service.tickets.statemachine import TRANSITIONS, label
+from service.web import session as web_session
+
+router = APIRouter(prefix="/ui", include_in_schema=False)
+templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+STATIC = Path(__file__).parent / "static"
+LIGHT_LABELS = {"green": "正常", "yellow": "临期", "red": "超期"}
+ACTION_LABELS = {name: t.label for name, t in TRANSITIONS.items()}
+
+
+class LoginRequired(Exception):
+    pass
+
+
+def _secret(state: AppState) -> str:
+    return state.settings.webhook_secret.get_secret_value()
+
+
+def current_web_user(request: Request, session: SessionDep, state: StateDep) -> tuple[User, web_session.WebSession]:
+    found = web_session.decode(request.cookies.get(web_session.COOKIE), _secret(state))
+    user = session.get(User, found.user_id) if found else None
+    if found is None or user is None or user.revoked_at is not None:
+        raise LoginRequired
+    return user, found
+
+
+WebUser = Annotated[tuple[User, web_session.WebSession], Depends(current_web_user)]
+
+
+def _check_csrf(submitted: str, expected: str) -> None:
+    if not secrets.compare_digest(submitted.encode(), expected.encode()):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "表单已过期或来源不明（CSRF 校验失败），请刷新页面后重试")
+
+
+def _zone(state: AppState) -> ZoneInfo:
+    return ZoneInfo(state.rules.timezone)
+
+
+def _local(value: dt.datetime | None, zone: ZoneInfo) -> str:
+    return value.astimezone(zone).strftime("%m-%d %H:%M") if value else "—"
+
+
+def highlight(text: str, words: list[str]) -> Markup:
+    """Escape the text, then mark the keywords that drove the classification (longest first, no overlaps)."""
+    spans: list[tuple[int, int]] = []
+    for word in sorted(set(words), key=len, reverse=True):
+        start = text.find(word)
+        while start >= 0:
+            end = start + len(word)
+            if all(end <= a or start >= b for a, b in spans):
+                spans.append((start, end))
+            start = text.find(word, end)
+    out, pos = [], 0
+    for a, b in sorted(spans):
+        out.append(escape(text[pos:a]))
+        out.append(Markup("<mark>") + escape(text[a:b]) + Markup("</mark>"))
+        pos = b
+    out.append(escape(text[pos:]))
+    return Markup("").join(out)
+
+
+def _row(ticket: Ticket, state: AppState, now: dt.datetime) -> dict[str, Any]:
+    rules = state.rules
+    light = lights(ticket, state.policy, now)
+    worst = "red" if "red" in light.values() else "yellow" if "yellow" in light.values() else "green"
+    return {
+        "t": ticket,
+        "lights": light,
+        "worst": worst if light else "none",
+        "category": rules.categories[ticket.category].name if ticket.category in rules.categories else "—",
+        "office": rules.office_name(ticket.office) if ticket.office in rules.offices else "—",
+        "state": label(ticket.state),
+        "contact_due": _local(ticket.first_contact_due, _zone(state)),
+        "resolve_due": _local(ticket.resolve_due, _zone(state)),
+    }
+
+
+def _page(request: Request, name: str, user: User, csrf: str, state: AppState, **context: Any) -> HTMLResponse:
+    base = {
+        "user": user,
+        "role_label": ROLE_LABELS.get(Role(user.role), user.role),
+        "csrf": csrf,
+        "flash": request.query_params.get("msg"),
+        "error": request.query_params.get("err"),
+        "office_label": state.rules.office_name(user.office) if user.office in state.rules.offices else "",
+        "light_labels": LIGHT_LABELS,
+        "state_labels": {s.value: v for s, v in STATE_LABELS.items()},
+    }
+    return templates.TemplateResponse(request, name, {**base, **context})
+
+
+def _back(path: str, **params: str) -> RedirectResponse:
+    query = f"?{urlencode(params)}" if params else ""
+    return RedirectResponse(path + query, status_code=status.HTTP_303_SEE_OTHER)
+
+
+# Login --------------------------------------------------------------------------------------------------------
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_page(request: Request) -> HTMLResponse:
+    token = secrets.token_urlsafe(24)
+    context = {"csrf": token, "error": request.query_params.get("err")}
+    response = templates.TemplateResponse(request, "login.html", context)
+    response.set_cookie(web_session.LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict", max_age=600)
+    return response
+
+
+@router.post("/login")
+def login(
+    request: Request,
+    session: SessionDep,
+    state: StateDep,
+    token: Annotated[str, Form(max_length=200)],
+    csrf: Annotated[str, Form(max_length=100)],
+) -> Response:
+    _check_csrf(csrf, request.cookies.get(web_session.LOGIN_CSRF_COOKIE, "-"))
+    client = request.client.host if request.client else "?"
+    if state.throttle.blocked(client):
+        return _back("/ui/login", err="登录失败次数过多，请稍后再试")
+    user = user_for_token(session=session, token=token.strip())
+    if user is None or user.id is None:
+        state.throttle.fail(client)
+        return _back("/ui/login", err="令牌无效或已吊销")
+    response = _back("/ui/")
+    value = web_session.encode(web_session.new_session(user.id), _secret(state))
+    response.set_cookie(
+        web_session.COOKIE,
+        value,
+        httponly=True,
+        samesite="strict",
+        max_age=web_session.MAX_AGE,
+        secure=request.url.scheme == "https",
+    )
+    response.delete_cookie(web_session.LOGIN_CSRF_COOKIE)
+    return response
+
+
+@router.post("/logout")
+def logout(web: WebUser, csrf: Annotated[str, Form(max_length=100)]) -> Response:
+    _check_csrf(csrf, web[1].csrf)
+    response = _back("/ui/login", err="已退出登录")
+    response.delete_cookie(web_session.COOKIE)
+    return response
+
+
+@router.get("/")
+def home(web: WebUser) -> Response:
+    user = web[0]
+    return _back("/ui/workbench" if user.role == Role.office else "/ui/queue")
+
+
+# Dispatcher queue ----------------------------------------------------------------------------------------------
+
+
+def _queue_rows(session: Session, state: AppState, now: dt.datetime, filters: dict[str, str]) -> list[dict[str, Any]]:
+    statement = select(Ticket).where(col(Ticket.state).in_([str(s) for s in OPEN_STATES]))
+    if filters.get("category"):
+        statement = statement.where(Ticket.category == filters["category"])
+    if filters.get("office"):
+        statement = statement.where(Ticket.office == filters["office"])
+    if filters.get("grid"):
+        statement = statement.where(Ticket.grid == filters["grid"])
+    if filters.get("q"):
+        pattern = f"%{filters['q'].replace('%', '')}%"
+        statement = statement.where(
+            col(Ticket.content).like(pattern)
+            | col(Ticket.address).like(pattern)
+            | col(Ticket.external_id).like(pattern)
+        )
+    rows = []
+    for ticket in session.exec(statement.limit(2000)):
+        row = _row(ticket, state, now)
+        review = ticket.state in (State.pending_review, State.returned) or ticket.extension_state == "requested"
+        if review or row["worst"] in ("yellow", "red"):
+            rows.append(row)
+    order = {"red": 0, "yellow": 1, "green": 2, "none": 3}
+    far = dt.datetime.max.replace(tzinfo=dt.UTC)
+    rows.sort(key=lambda r: (not r["t"].is_urgent, order[r["worst"]], r["t"].resolve_due or far))
+    return rows
+
+
+@router.get("/queue", response_class=HTMLResponse)
+def queue(request: Request, web: WebUser, session: SessionDep, state: StateDep) -> Response:
+    user, sess = web
+    if user.role not in (Role.dispatcher, Role.admin):
+        return _back("/ui/workbench")
+    filters = {k: request.query_params.get(k, "")[:100] for k in ("category", "office", "grid", "q")}
+    rows = _queue_rows(session, state, utcnow(), filters)
+    return _page(
+        request,
+        "queue.html",
+        user,
+        sess.csrf,
+        state,
+        rows=rows,
+        filters=filters,
+        rules=state.rules,
+        highlight=highlight,
+    )
+
+
+# Office workbench ----------------------------------------------------------------------------------------------
+
+
+@router.get("/workbench", response_class=HTMLResponse)
+def workbench(request: Request, web: WebUser, session: SessionDep, state: StateDep) -> Response:
+    user, sess = web
+    if user.role != Role.office:
+        return _back("/ui/queue")
+    working = [State.dispatched, State.accepted, State.contacted, State.reopened]
+    statement = select(Ticket).where(Ticket.office == user.office, col(Ticket.state).in_([str(s) for s in working]))
+    now = utcnow()
+    rows = [_row(t, state, now) for t in session.exec(statement.limit(2000))]
+    order = {"red": 0, "yellow": 1, "green": 2, "none": 3}
+    far = dt.datetime.max.replace(tzinfo=dt.UTC)
+    rows.sort(key=lambda r: (order[r["worst"]], r["t"].resolve_due or far))
+    return _page(request, "workbench.html", user, sess.csrf, state, rows=rows, rules=state.rules)
+
+
+# Ticket page and actions ---------------------------------------------------------------------------------------
+
+
+@router.get("/tickets/{ticket_id}", response_class=HTMLResponse)
+def ticket_page(request: Request, ticket_id: int, web: WebUser, session: SessionDep, state: StateDep) -> Response:
+    user, sess = web
+    ticket = session.get(Ticket, ticket_id)
+    if ticket is None or (user.role == Role.office and ticket.office != user.office):
+        return _page(request, "missing.html", user, sess.csrf, state, ticket_id=ticket_id)
+    zone = _zone(state)
+    phone = ticket.caller_phone if may_see_phone(user, ticket) else (mask_phone(ticket.caller_phone) or "")
+    words = [w for found in ticket.classification.get("matched_keywords", {}).values() for w in found]
+    events = [
+        {
+            "e": e,
+            "at": _local(e.at, zone),
+            "from": label(e.from_state) if e.from_state else "—",
+            "to": label(e.to_state),
+            "action": ACTION_LABELS.get(e.action, {"receive": "接收", "supervise": "督办"}.get(e.action, e.action)),
+        }
+        for e in timeline(session=session, ticket_id=ticket_id)
+    ]
+    allowed = [
+        a
+        for a, t in TRANSITIONS.items()
+        if a != "classify" and user.role in t.roles and State(ticket.state) in t.sources
+    ]
+    return _page(
+        request,
+        "ticket.html",
+        user,
+        sess.csrf,
+        state,
+        row=_row(ticket, state, utcnow()),
+        phone=phone,
+        text=highlight(ticket.content, words),
+        title=highlight(ticket.title, words),
+        events=events,
+        allowed=allowed,
+        rules=state.rules,
+        classification=ticket.classification,
+        received=_local(ticket.created_at, zone),
+    )
+
+
+FIELD_LABELS = {
+    "note": "说明",
+    "office": "承办科室",
+    "category": "分类",
+    "into_id": "主工单编号",
+    "result": "办结结果",
+    "reason": "理由",
+    "days": "延期天数",
+    "satisfaction": "满意度",
+}
+_FORM_FIELDS = ("note", "office", "category", "into_id", "result", "reason", "days", "satisfaction")
+
+
+@router.post("/tickets/{ticket_id}/{action}")
+async def ticket_action(
+    request: Request, ticket_id: int, action: str, web: WebUser, session: SessionDep, state: StateDep
+) -> Response:
+    user, sess = web
+    form = await request.form()
+    _check_csrf(str(form.get("csrf", "")), sess.csrf)
+    body: dict[str, Any] = {k: str(form[k]).strip() for k in _FORM_FIELDS if form.get(k) not in (None, "")}
+    back = str(form.get("back", "")) or f"/ui/tickets/{ticket_id}"
+    if not back.startswith("/ui/"):
+        back = f"/ui/tickets/{ticket_id}"
+    try:
+        if "into_id" in body:
+            body["into_id"] = int(body["into_id"])
+        if "days" in body:
+            body["days"] = float(body["days"])
+    except ValueError:
+        return _back(back, err="请输入有效的数字")
+    model = ACTION_BODIES.get(action)
+    if model is None:
+        return _back(back, err=f"未知操作「{action}」")
+    try:
+        parsed = model.model_validate(body)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        return _back(back, err=f"{FIELD_LABELS.get(str(first['loc'][0]), first['loc'][0])}：{first['msg']}")
+    lifecycle = Lifecycle(session=session, rules=state.rules, policy=state.policy)
+    try:
+        await run_in_threadpool(
+            lifecycle.perform, ticket_id=ticket_id, action=action, actor=Actor.of(user), body=parsed.model_dump()
+        )
+    except DomainError as exc:
+        return _back(back, err=exc.message)
+    return _back(back, msg=f"工单 {ticket_id}：{ACTION_LABELS.get(action, action)}成功")

@@ -1,0 +1,218 @@
+"""The web pages in a real browser: Debian's chromium driven by Playwright against a real server on loopback."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
+from sqlmodel import Session
+
+from classifier.config import Rules
+from classifier.decision import Classifier
+from service.app import create_app
+from service.db import upgrade
+from service.state import AppState
+from service.tickets.models import Ticket, TicketCreate
+from service.tickets.service import intake
+from tests.conftest import ROOT, make_state, token_for
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARTIFACTS = ROOT / "test-artifacts"
+XSS = '<script>window.__xss=1</script><img src=x onerror="window.__xss=2">楼道里有人飞线充电'
+
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium 未安装（.ci/run 会安装）")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, rules: Rules, classifier: Classifier) -> Iterator[dict[str, Any]]:
+    url = f"sqlite:///{tmp_path_factory.mktemp('web') / 'web.db'}"
+    upgrade(url)
+    # every new ticket waits for review, so the dispatcher has a queue to work
+    strict = rules.model_copy(update={"classifier": rules.classifier.model_copy(update={"review_threshold": 0.999})})
+    state = make_state(url, strict, Classifier(classifier.model, strict))
+    ids = _seed(state)
+    tokens = {
+        "dispatcher": token_for(state, "dispatcher", name="派单员小张"),
+        "pingan": token_for(state, "office", "pingan", name="平安办小李"),
+        "guanli": token_for(state, "office", "guanli", name="管理办老王"),
+    }
+    config = uvicorn.Config(create_app(state=state), host="127.0.0.1", port=0, log_level="warning")
+    srv = uvicorn.Server(config)
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    while not srv.started:
+        time.sleep(0.05)
+    port = srv.servers[0].sockets[0].getsockname()[1]
+    yield {"base": f"http://127.0.0.1:{port}", "state": state, "ids": ids, "tokens": tokens}
+    srv.should_exit = True
+    thread.join(timeout=10)
+
+
+def _seed(state: AppState) -> dict[str, int]:
+    texts = {
+        "renting": "市民来电反映：上南二村45号302室被二房东隔成小间按床位出租，住了十几个人。",
+        "building": "洪山花苑12号一楼住户在院子里私自搭了一间彩钢板房，已经快封顶了。",
+        "xss": XSS,
+    }
+    ids = {}
+    with Session(state.engine, expire_on_commit=False) as s:
+        for key, text in texts.items():
+            t, _ = intake(
+                session=s,
+                payload=TicketCreate(
+                    external_id=f"WEB-{key}",
+                    received_at=time_now(),
+                    channel="电话",
+                    content=text,
+                    caller_phone="13812345678",
+                ),
+                classifier=state.classifier,
+                policy=state.policy,
+                rules=state.rules,
+            )
+            assert t.id is not None
+            ids[key] = t.id
+    return ids
+
+
+def time_now() -> Any:
+    import datetime as dt
+
+    return dt.datetime.now(dt.UTC)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=True,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
+        )
+        yield b
+        b.close()
+
+
+def _login(browser: Any, base: str, token: str) -> Any:
+    page = browser.new_page(viewport={"width": 1366, "height": 768})
+    page.goto(f"{base}/ui/login")
+    page.fill("input[name=token]", token)
+    page.click("button[type=submit]")
+    page.wait_for_load_state("networkidle")
+    return page
+
+
+def _shot(page: Any, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def _ticket(server: dict[str, Any], key: str) -> Ticket:
+    with Session(server["state"].engine) as s:
+        t = s.get(Ticket, server["ids"][key])
+        assert t is not None
+        return t
+
+
+def test_dispatcher_confirms_and_reroutes(server: dict[str, Any], browser: Any) -> None:
+    page = _login(browser, server["base"], server["tokens"]["dispatcher"])
+    assert page.url.endswith("/ui/queue")
+    assert "派单审核队列" in page.content()
+    _shot(page, "1-dispatcher-queue")
+    renting = page.locator(f"li.item[data-id='{server['ids']['renting']}']")
+    assert renting.locator("mark").count() >= 1  # the keywords that drove the classification
+    renting.locator("form[action$='/confirm'] button").click()
+    page.wait_for_load_state("networkidle")
+    assert "确认派单成功" in page.content()
+    assert _ticket(server, "renting").state == "dispatched"
+    building = page.locator(f"li.item[data-id='{server['ids']['building']}']")
+    building.locator("form[action$='/reroute'] select[name=office]").select_option("guanli")
+    building.locator("form[action$='/reroute'] button").click()
+    page.wait_for_load_state("networkidle")
+    t = _ticket(server, "building")
+    assert t.state == "dispatched" and t.office == "guanli"
+    _shot(page, "2-dispatcher-after-actions")
+    page.close()
+
+
+def test_office_accepts_contacts_and_resolves(server: dict[str, Any], browser: Any) -> None:
+    tid = server["ids"]["renting"]
+    if _ticket(server, "renting").state != "dispatched":
+        pytest.skip("depends on the dispatcher test")
+    page = _login(browser, server["base"], server["tokens"]["pingan"])
+    assert page.url.endswith("/ui/workbench")
+    _shot(page, "3-office-workbench")
+    page.locator(f"tr.item[data-id='{tid}'] form[action$='/accept'] button").click()
+    page.wait_for_load_state("networkidle")
+    page.locator(f"tr.item[data-id='{tid}'] form[action$='/contact'] button").click()
+    page.wait_for_load_state("networkidle")
+    assert _ticket(server, "renting").state == "contacted"
+    page.goto(f"{server['base']}/ui/tickets/{tid}")
+    assert "13812345678" in page.content()  # the assigned office may see the caller's number
+    form = page.locator("form[action$='/resolve']")
+    form.locator("select[name=result]").select_option("实际解决")
+    form.locator("textarea[name=note]").fill("已会同派出所上门，拆除隔断，恢复原状")
+    form.locator("button").click()
+    page.wait_for_load_state("networkidle")
+    t = _ticket(server, "renting")
+    assert t.state == "resolved" and t.resolve_result == "实际解决"
+    assert "办结成功" in page.content() and "已会同派出所上门" in page.content()
+    _shot(page, "4-ticket-page-resolved")
+    page.close()
+
+
+def test_office_cannot_open_another_offices_ticket(server: dict[str, Any], browser: Any) -> None:
+    page = _login(browser, server["base"], server["tokens"]["pingan"])
+    page.goto(f"{server['base']}/ui/tickets/{server['ids']['building']}")
+    assert "不存在或无权查看" in page.content()
+    assert "彩钢板" not in page.content()
+    page.goto(f"{server['base']}/ui/queue")
+    assert page.url.endswith("/ui/workbench")  # the queue is the dispatcher's
+    page.close()
+
+
+def test_xss_payload_renders_as_text(server: dict[str, Any], browser: Any) -> None:
+    page = _login(browser, server["base"], server["tokens"]["dispatcher"])
+    for path in ("/ui/queue", f"/ui/tickets/{server['ids']['xss']}"):
+        page.goto(server["base"] + path)
+        page.wait_for_load_state("networkidle")
+        assert page.evaluate("window.__xss") is None
+        assert "<script>window.__xss=1</script>" in page.inner_text("body")
+    assert "138****5678" not in page.content()  # the dispatcher needs the full number
+    _shot(page, "5-xss-as-text")
+    page.close()
+
+
+def test_forms_need_the_csrf_token_and_a_session(server: dict[str, Any]) -> None:
+    import httpx
+
+    base = server["base"]
+    anonymous = httpx.get(f"{base}/ui/queue", follow_redirects=False)
+    assert anonymous.status_code == 303 and anonymous.headers["location"] == "/ui/login"
+    with httpx.Client(base_url=base) as client:
+        login = client.get("/ui/login")
+        csrf = login.text.split('name="csrf" value="')[1].split('"')[0]
+        r = client.post("/ui/login", data={"token": server["tokens"]["dispatcher"], "csrf": csrf})
+        assert r.status_code == 303
+        cookie = r.headers["set-cookie"]
+        assert "HttpOnly" in cookie and "SameSite=strict" in cookie.replace("Strict", "strict")
+        forged = client.post(f"/ui/tickets/{server['ids']['xss']}/cancel", data={"csrf": "forged", "note": "x"})
+        assert forged.status_code == 403
+    with Session(server["state"].engine) as s:
+        t = s.get(Ticket, server["ids"]["xss"])
+        assert t is not None and t.state != "cancelled"
