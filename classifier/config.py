@@ -137,6 +137,24 @@ class Lifecycle(_Strict):
         return self
 
 
+class Hotspots(_Strict):
+    """冒头就打: repeated tickets at one building, and recurrence after closure."""
+
+    window_days: int = Field(default=30, gt=0)
+    min_tickets: int = Field(default=3, ge=2)
+    recurrence_days: int = Field(default=90, gt=0)
+
+
+class Duplicates(_Strict):
+    window_hours: float = Field(default=72, gt=0)
+    # character-bigram Jaccard similarity of the normalized texts
+    similarity: float = Field(default=0.35, gt=0, le=1)
+
+
+class Reports(_Strict):
+    push_time: dt.time = dt.time(8, 30)
+
+
 class Places(_Strict):
     grids: dict[str, tuple[str, ...]] = {}
     extra_words: tuple[str, ...] = ()
@@ -154,6 +172,9 @@ class Rules(_Strict):
     calendar: CalendarExtras = CalendarExtras()
     lifecycle: Lifecycle
     places: Places = Places()
+    hotspots: Hotspots = Hotspots()
+    duplicates: Duplicates = Duplicates()
+    reports: Reports = Reports()
 
     @field_validator("timezone")
     @classmethod

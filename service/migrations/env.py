@@ -8,12 +8,13 @@ from sqlmodel import SQLModel
 
 import service.auth.models
 import service.notify.models
+import service.reports.models
 import service.tickets.models
 
 config = context.config
 target_metadata = SQLModel.metadata
 # imported for their side effect: the tables register on SQLModel.metadata
-_ = (service.auth.models, service.notify.models, service.tickets.models)
+_ = (service.auth.models, service.notify.models, service.reports.models, service.tickets.models)
 
 
 def run_migrations_offline() -> None:

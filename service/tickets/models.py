@@ -165,6 +165,12 @@ class Ticket(TicketBase, table=True):
     resolve_basis: str = Field(default="working", max_length=8)
     resolve_clock_start: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
     supervised_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # 冒头就打: the building this ticket is about, and what intake found there
+    building_key: str | None = Field(default=None, max_length=120, index=True)
+    hotspot: bool = False
+    hotspot_reason: str | None = Field(default=None, max_length=200)
+    recurrence: bool = False
+    duplicate_of_id: int | None = Field(default=None, foreign_key="ticket.id")
     accepted_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
     first_contact_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
     resolved_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
@@ -220,6 +226,11 @@ class TicketPublic(SQLModel):
     deadline: dt.datetime | None
     calendar_estimated: bool
     supervised_at: dt.datetime | None
+    building_key: str | None
+    hotspot: bool
+    hotspot_reason: str | None
+    recurrence: bool
+    duplicate_of_id: int | None
     accepted_at: dt.datetime | None
     first_contact_at: dt.datetime | None
     resolved_at: dt.datetime | None

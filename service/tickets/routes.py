@@ -155,6 +155,7 @@ for _action, _model, _summary in (
     ("confirm", ActionNote, "确认派单（派单员）"),
     ("reroute", RerouteBody, "改派到其他科室或分类（派单员）"),
     ("merge", MergeBody, "作为重复工单合并到主工单（派单员）"),
+    ("split", ActionNote, "疑似重复工单确认不重复，拆分并派单（派单员）"),
     ("cancel", ActionNote, "作废工单（派单员，需说明原因）"),
     ("approve-extension", ActionNote, "批准延期（派单员）"),
     ("refuse-extension", ActionNote, "驳回延期（派单员）"),

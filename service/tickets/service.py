@@ -24,7 +24,10 @@ from service.errors import (
     InvalidInputError,
     NotFoundError,
 )
+from service.notify.models import Alert
 from service.notify.service import enqueue
+from service.routing.address import building_key
+from service.routing.hotspots import find_duplicate, is_recurrence, recent_count
 from service.routing.service import Route, fallback_route, route
 from service.tickets.models import OPEN_STATES, State, Ticket, TicketCreate, TicketEvent
 from service.tickets.statemachine import SYSTEM, TRANSITIONS, refusal
@@ -117,6 +120,26 @@ def _apply_decision(ticket: Ticket, decision: Decision | None, error: str | None
     ticket.classification = decision.as_dict()
 
 
+def _mark_place(session: Session, ticket: Ticket, rules: Rules, now: dt.datetime) -> None:
+    """Building, suspected duplicate, 回潮 and hotspot, before the ticket joins the session."""
+    ticket.building_key = building_key(ticket.address)
+    duplicate = find_duplicate(session, ticket, rules, now)
+    if duplicate is not None:
+        other, score = duplicate
+        ticket.duplicate_of_id = other.id
+        ticket.needs_review = True
+        ticket.review_reasons = [*ticket.review_reasons, f"疑似重复：与工单 #{other.id} 相似度 {score:.2f}"]
+    ticket.recurrence = is_recurrence(session, ticket, rules, now)
+    count = recent_count(session, ticket, rules, now) + 1
+    if ticket.recurrence or count >= rules.hotspots.min_tickets:
+        ticket.hotspot = True
+        ticket.hotspot_reason = (
+            f"回潮：{rules.hotspots.recurrence_days} 天内同楼栋同类工单已办结后再次出现"
+            if ticket.recurrence
+            else f"{rules.hotspots.window_days} 天内同楼栋同类工单 {count} 件"
+        )
+
+
 def intake(
     *,
     session: Session,
@@ -149,12 +172,25 @@ def intake(
     ticket.contact_basis = clocks.contact_basis
     ticket.resolve_basis = clocks.resolve_basis
     ticket.resolve_clock_start = now
+    _mark_place(session, ticket, rules, now)
     ticket.state = State.pending_review if ticket.needs_review else State.dispatched
     if ticket.state == State.dispatched:
         ticket.dispatched_at = now
     session.add(ticket)
     try:
         session.flush()
+        if ticket.hotspot:
+            assert ticket.id is not None
+            session.add(
+                Alert(
+                    ticket_id=ticket.id,
+                    clock="intake",
+                    kind="hotspot",
+                    office=ticket.office,
+                    created_at=now,
+                    next_attempt_at=now,
+                )
+            )
         actor = Actor(name=source, role=SYSTEM)
         session.add(_event(ticket, actor, "receive", None, State.received, now))
         session.add(
@@ -359,6 +395,14 @@ class Lifecycle:
         ticket.state = State.cancelled
         ticket.merged_into_id = into_id
         return body.get("note"), {"into_id": into_id}
+
+    def _split(self, ticket: Ticket, body: dict[str, Any], actor: Actor) -> tuple[str | None, dict[str, Any]]:
+        if ticket.duplicate_of_id is None:
+            raise IllegalTransitionError("该工单不是疑似重复工单，无需拆分")
+        data = {"was_duplicate_of": ticket.duplicate_of_id}
+        ticket.duplicate_of_id = None
+        self._dispatch(ticket)
+        return body.get("note"), data
 
     def _cancel(self, ticket: Ticket, body: dict[str, Any], actor: Actor) -> tuple[str | None, dict[str, Any]]:
         if not body.get("note"):

@@ -30,6 +30,7 @@ TRANSITIONS: dict[str, Transition] = {
         frozenset({State.pending_review, State.returned, State.dispatched}), State.dispatched, _DISPATCH, "改派"
     ),
     "merge": Transition(OPEN_STATES, State.cancelled, _DISPATCH, "合并重复工单"),
+    "split": Transition(frozenset({State.pending_review}), State.dispatched, _DISPATCH, "拆分（非重复）并派单"),
     "cancel": Transition(OPEN_STATES, State.cancelled, _DISPATCH, "作废"),
     "accept": Transition(frozenset({State.dispatched, State.reopened}), State.accepted, _OFFICE, "签收"),
     "contact": Transition(frozenset({State.accepted}), State.contacted, _OFFICE, "先行联系"),

@@ -25,6 +25,7 @@ BODIES: dict[str, dict[str, Any]] = {
     "confirm": {},
     "reroute": {"office": "guanli"},
     "merge": {"into_id": 1},
+    "split": {},
     "cancel": {"note": "无效"},
     "approve-extension": {},
     "refuse-extension": {},

@@ -1,0 +1,54 @@
+"""hotspots duplicates reports
+
+Revision ID: 0003
+Revises: 0002
+Create Date: 2026-11-22 01:46:15.203834
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+import service.db
+
+revision: str = "0003"
+down_revision: str | None = "0002"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+
+    op.create_table(
+        "report_snapshot",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("created_at", service.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("report", sa.JSON(), nullable=False),
+        sa.Column("pushed", sa.Boolean(), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("day", name="uq_report_day"),
+    )
+    with op.batch_alter_table("ticket", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("building_key", sa.String(length=120), nullable=True))
+        batch_op.add_column(sa.Column("hotspot", sa.Boolean(), nullable=False, server_default=sa.false()))
+        batch_op.add_column(sa.Column("hotspot_reason", sa.String(length=200), nullable=True))
+        batch_op.add_column(sa.Column("recurrence", sa.Boolean(), nullable=False, server_default=sa.false()))
+        batch_op.add_column(sa.Column("duplicate_of_id", sa.Integer(), nullable=True))
+        batch_op.create_index(batch_op.f("ix_ticket_building_key"), ["building_key"], unique=False)
+        batch_op.create_foreign_key("fk_ticket_duplicate_of", "ticket", ["duplicate_of_id"], ["id"])
+
+
+def downgrade() -> None:
+
+    with op.batch_alter_table("ticket", schema=None) as batch_op:
+        batch_op.drop_constraint("fk_ticket_duplicate_of", type_="foreignkey")
+        batch_op.drop_index(batch_op.f("ix_ticket_building_key"))
+        batch_op.drop_column("duplicate_of_id")
+        batch_op.drop_column("recurrence")
+        batch_op.drop_column("hotspot_reason")
+        batch_op.drop_column("hotspot")
+        batch_op.drop_column("building_key")
+
+    op.drop_table("report_snapshot")

@@ -1,0 +1,32 @@
+"""Address normalization to 小区 + 楼号, so that "上南二村45号302室" and "上南二村 45 号" are the same building."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+_PREFIX = re.compile(r"^(上海市|上海)?(浦东新区|[^\d]{2,4}区)?([^\d]{2,6}(街道|镇))?")
+_SPACES = re.compile(r"\s+")
+# an estate or lane, then the building number: 上南二村45号, 洪山路123弄5号楼, 云台大厦2幢
+_BUILDING = re.compile(
+    r"(?P<estate>.+?(?:新村|村|苑|园|小区|大厦|公寓|花园|广场|坊|城|里|弄|路\d+号))"
+    r"(?P<number>\d+)(?:号楼|号|幢|栋|座)"
+)
+_ESTATE_ONLY = re.compile(r"(?P<estate>.+?(?:新村|村|苑|园|小区|大厦|公寓|花园|广场|坊|弄))$")
+_ROAD_NUMBER = re.compile(r"(?P<road>.+?(?:路|街|道))(?P<number>\d+)号")
+
+
+def building_key(address: str) -> str | None:
+    """Canonical building of an address, or None when the address names no place we can pin down."""
+    text = _SPACES.sub("", unicodedata.normalize("NFKC", address or ""))
+    text = _PREFIX.sub("", text)
+    if not text:
+        return None
+    found = _BUILDING.match(text)
+    if found:
+        return f"{found['estate']}{int(found['number'])}号"
+    road = _ROAD_NUMBER.match(text)
+    if road:
+        return f"{road['road']}{int(road['number'])}号"
+    estate = _ESTATE_ONLY.match(text)
+    return estate["estate"] if estate else None
