@@ -94,6 +94,7 @@ def _escalate(session: Session, ticket: Ticket, policy: DeadlinePolicy, rules: R
             action="supervise",
             from_state=ticket.state,
             to_state=ticket.state,
+            office=ticket.office,
             note="超期升级督办",
             data={"overdue_due": before.isoformat(), "supervise_due": supervised.due.isoformat()},
         )

@@ -139,6 +139,7 @@ class Ticket(TicketBase, table=True):
         Index("ix_ticket_state_office", "state", "office"),
         Index("ix_ticket_resolve_due", "resolve_due"),
         Index("ix_ticket_created_at", "created_at"),
+        Index("ix_ticket_resolved_at", "resolved_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -178,6 +179,7 @@ class Ticket(TicketBase, table=True):
     resolve_result: str | None = Field(default=None, max_length=16)
     resolve_note: str | None = Field(default=None, max_length=2000)
     satisfaction: str | None = Field(default=None, max_length=16)
+    followed_up_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
     return_reason: str | None = Field(default=None, max_length=32)
     returned_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
     extension_state: str | None = Field(default=None, max_length=16)
@@ -260,7 +262,7 @@ class IntakeResponse(SQLModel):
 
 class TicketEvent(SQLModel, table=True):
     __tablename__ = "ticket_event"
-    __table_args__ = (Index("ix_ticket_event_ticket", "ticket_id", "id"),)
+    __table_args__ = (Index("ix_ticket_event_ticket", "ticket_id", "id"), Index("ix_ticket_event_at", "at", "action"))
 
     id: int | None = Field(default=None, primary_key=True)
     ticket_id: int = Field(foreign_key="ticket.id")
@@ -270,6 +272,8 @@ class TicketEvent(SQLModel, table=True):
     action: str = Field(max_length=32)
     from_state: str | None = Field(default=None, max_length=20)
     to_state: str = Field(max_length=20)
+    # the ticket's office when the event happened (a return is the returning office's, whatever comes after)
+    office: str | None = Field(default=None, max_length=64)
     note: str | None = Field(default=None, max_length=2000)
     data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
 

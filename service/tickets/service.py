@@ -78,6 +78,7 @@ def _event(
         action=action,
         from_state=frm,
         to_state=to,
+        office=ticket.office,
         note=note,
         data=data or {},
     )
@@ -333,12 +334,14 @@ class Lifecycle:
             raise NotFoundError(f"未知操作「{action}」")
         ticket = get_ticket(session=self.session, ticket_id=ticket_id, actor=actor)
         _authorize(ticket, action, actor)
-        before = ticket.state
+        before, office_before = ticket.state, ticket.office
         handler = getattr(self, "_" + action.replace("-", "_"))
         note, data = handler(ticket, body, actor)
         ticket.updated_at = self.now
         self.session.add(ticket)
         event = _event(ticket, actor, action, before, ticket.state, self.now, note=note, data=data)
+        if action == "return":
+            event.office = office_before
         self.session.add(event)
         try:
             self.session.flush()
@@ -436,6 +439,7 @@ class Lifecycle:
         levels = tuple(self.rules.lifecycle.satisfaction)
         satisfaction = _choice(str(body.get("satisfaction")), levels, "satisfaction", "满意度")
         ticket.satisfaction = satisfaction
+        ticket.followed_up_at = self.now
         if satisfaction in self.rules.lifecycle.reopen_on:
             self._reopen_clock(ticket)
         else:
@@ -451,9 +455,8 @@ class Lifecycle:
         ticket.resolve_basis = "working" if self.rules.deadlines.reopen.working_days is not None else "hours"
         ticket.resolve_clock_start = self.now
         ticket.supervised_at = None
+        # resolved_at and the result stay: that 办结 happened and counts in its period's report
         ticket.first_contact_at = None
-        ticket.resolved_at = None
-        ticket.resolve_result = None
         ticket.closed_at = None
         ticket.calendar_estimated = ticket.calendar_estimated or bool(due.uncovered_years)
 

@@ -36,15 +36,26 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("hotspot_reason", sa.String(length=200), nullable=True))
         batch_op.add_column(sa.Column("recurrence", sa.Boolean(), nullable=False, server_default=sa.false()))
         batch_op.add_column(sa.Column("duplicate_of_id", sa.Integer(), nullable=True))
+        batch_op.add_column(sa.Column("followed_up_at", service.db.UTCDateTime(timezone=True), nullable=True))
         batch_op.create_index(batch_op.f("ix_ticket_building_key"), ["building_key"], unique=False)
         batch_op.create_foreign_key("fk_ticket_duplicate_of", "ticket", ["duplicate_of_id"], ["id"])
 
+    with op.batch_alter_table("ticket_event", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("office", sa.String(length=64), nullable=True))
+    op.create_index("ix_ticket_event_at", "ticket_event", ["at", "action"])
+    op.create_index("ix_ticket_resolved_at", "ticket", ["resolved_at"])
+
 
 def downgrade() -> None:
+    op.drop_index("ix_ticket_resolved_at", "ticket")
+    op.drop_index("ix_ticket_event_at", "ticket_event")
+    with op.batch_alter_table("ticket_event", schema=None) as batch_op:
+        batch_op.drop_column("office")
 
     with op.batch_alter_table("ticket", schema=None) as batch_op:
         batch_op.drop_constraint("fk_ticket_duplicate_of", type_="foreignkey")
         batch_op.drop_index(batch_op.f("ix_ticket_building_key"))
+        batch_op.drop_column("followed_up_at")
         batch_op.drop_column("duplicate_of_id")
         batch_op.drop_column("recurrence")
         batch_op.drop_column("hotspot_reason")
