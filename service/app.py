@@ -23,6 +23,7 @@ from service.intake import routes as intake_routes
 from service.notify import routes as notify_routes
 from service.ops import routes as ops_routes
 from service.ops.metrics import Metrics
+from service.reports import routes as report_routes
 from service.settings import Settings, get_settings
 from service.state import AppState
 from service.tickets import routes as ticket_routes
@@ -104,7 +105,7 @@ def create_app(settings: Settings | None = None, state: AppState | None = None) 
     async def login_required(request: Request, exc: Exception) -> RedirectResponse:
         return RedirectResponse("/ui/login", status_code=303)
 
-    for module in (intake_routes, ticket_routes, notify_routes, open311, ops_routes, web_routes):
+    for module in (intake_routes, ticket_routes, notify_routes, report_routes, open311, ops_routes, web_routes):
         app.include_router(module.router)
     app.mount("/ui/static", StaticFiles(directory=str(web_routes.STATIC)), name="static")
     return app

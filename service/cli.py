@@ -112,6 +112,56 @@ def sweep(
         typer.echo(f"预警推送：{sent}；回调投递：{out}")
 
 
+@app.command()
+def report(
+    date: Annotated[str, typer.Option("--date", help="日期 YYYY-MM-DD")],
+    end: Annotated[str | None, typer.Option("--end", help="结束日期（含）")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="json / csv / xlsx")] = "json",
+    out: Annotated[Path | None, typer.Option("--out", help="输出文件（缺省打印到屏幕，xlsx 必须指定）")] = None,
+) -> None:
+    """Print or save the daily closure-rate report."""
+    import datetime as dt
+    import json
+    import sys
+
+    from service.db import make_engine
+    from service.reports.export import to_csv, to_xlsx
+    from service.reports.routes import load_report
+
+    if fmt not in ("json", "csv", "xlsx"):
+        raise _fail("--format 只能是 json、csv 或 xlsx")
+    try:
+        start = dt.date.fromisoformat(date)
+        finish = dt.date.fromisoformat(end) if end else None
+    except ValueError as exc:
+        raise _fail(f"日期格式应为 YYYY-MM-DD：{exc}") from exc
+    if fmt == "xlsx" and out is None:
+        raise _fail("xlsx 需要 --out 文件")
+    settings = Settings()
+    rules = load_rules(settings.rules)
+    engine = make_engine(settings.database_url)
+    data = load_report(_EngineOnly(engine), rules, start, finish, None)
+    payload = (
+        json.dumps(data, ensure_ascii=False, indent=2).encode()
+        if fmt == "json"
+        else to_csv(data)
+        if fmt == "csv"
+        else to_xlsx(data)
+    )
+    if out is None:
+        sys.stdout.buffer.write(payload + b"\n")
+    else:
+        out.write_bytes(payload)
+        typer.echo(f"报表已写入 {out}")
+
+
+class _EngineOnly:
+    """What load_report needs of the app state: the engine."""
+
+    def __init__(self, engine: object) -> None:
+        self.engine = engine
+
+
 @db_app.command("upgrade")
 def db_upgrade(revision: Annotated[str, typer.Argument(help="目标版本")] = "head") -> None:
     """Apply database migrations."""

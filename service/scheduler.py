@@ -75,6 +75,14 @@ def run_outbox(engine: Engine, settings: Settings, now: Callable[[], dt.datetime
             deliver_due(engine, delivery_policy(settings), now=now)
 
 
+def run_report_push(engine: Engine, rules: Rules, settings: Settings, now: Callable[[], dt.datetime] = utcnow) -> None:
+    from service.reports.push import push_yesterday
+
+    with job_lock(engine, "report") as mine:
+        if mine:
+            push_yesterday(engine, rules, settings.notify_webhooks, now=now())
+
+
 def _safe(job: Callable[[], None], name: str) -> Callable[[], None]:
     def run() -> None:
         try:

@@ -175,8 +175,13 @@ def logout(web: WebUser, csrf: Annotated[str, Form(max_length=100)]) -> Response
 
 @router.get("/")
 def home(web: WebUser) -> Response:
-    user = web[0]
-    return _back("/ui/workbench" if user.role == Role.office else "/ui/queue")
+    return _back(_landing(web[0]))
+
+
+def _landing(user: User) -> str:
+    if user.role == Role.office:
+        return "/ui/workbench"
+    return "/ui/queue" if user.role in (Role.dispatcher, Role.admin) else "/ui/reports"
 
 
 # Dispatcher queue ----------------------------------------------------------------------------------------------
@@ -200,7 +205,11 @@ def _queue_rows(session: Session, state: AppState, now: dt.datetime, filters: di
     rows = []
     for ticket in session.exec(statement.limit(2000)):
         row = _row(ticket, state, now)
-        review = ticket.state in (State.pending_review, State.returned) or ticket.extension_state == "requested"
+        review = (
+            ticket.state in (State.pending_review, State.returned)
+            or ticket.extension_state == "requested"
+            or ticket.hotspot
+        )
         if review or row["worst"] in ("yellow", "red"):
             rows.append(row)
     order = {"red": 0, "yellow": 1, "green": 2, "none": 3}
@@ -213,7 +222,7 @@ def _queue_rows(session: Session, state: AppState, now: dt.datetime, filters: di
 def queue(request: Request, web: WebUser, session: SessionDep, state: StateDep) -> Response:
     user, sess = web
     if user.role not in (Role.dispatcher, Role.admin):
-        return _back("/ui/workbench")
+        return _back(_landing(user))
     filters = {k: request.query_params.get(k, "")[:100] for k in ("category", "office", "grid", "q")}
     rows = _queue_rows(session, state, utcnow(), filters)
     return _page(
@@ -236,7 +245,7 @@ def queue(request: Request, web: WebUser, session: SessionDep, state: StateDep) 
 def workbench(request: Request, web: WebUser, session: SessionDep, state: StateDep) -> Response:
     user, sess = web
     if user.role != Role.office:
-        return _back("/ui/queue")
+        return _back(_landing(user))
     working = [State.dispatched, State.accepted, State.contacted, State.reopened]
     statement = select(Ticket).where(Ticket.office == user.office, col(Ticket.state).in_([str(s) for s in working]))
     now = utcnow()
@@ -339,3 +348,66 @@ async def ticket_action(
     except DomainError as exc:
         return _back(back, err=exc.message)
     return _back(back, msg=f"工单 {ticket_id}：{ACTION_LABELS.get(action, action)}成功")
+
+
+# Reports ------------------------------------------------------------------------------------------------------
+
+
+def _office_rates(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Closure and on-time rates per office, from the report's per-category counts."""
+    by_office: dict[str, dict[str, float]] = {}
+    for row in rows:
+        acc = by_office.setdefault(row["office_name"] or "—", {"resolved": 0, "due": 0, "on_time": 0})
+        for key in acc:
+            acc[key] += row[key]
+    return [
+        {
+            "name": name,
+            "closure": (v["resolved"] / v["due"]) if v["due"] else None,
+            "on_time": (v["on_time"] / v["resolved"]) if v["resolved"] else None,
+        }
+        for name, v in sorted(by_office.items())
+    ]
+
+
+def _trend(ledger: list[dict[str, Any]], width: int = 560, height: int = 160) -> list[dict[str, Any]]:
+    """SVG polyline points for each clearance category's day-end open count."""
+    peak = max([d["open"] for item in ledger for d in item["days"]] + [1])
+    lines = []
+    for item in ledger:
+        days = item["days"]
+        step = width / max(1, len(days) - 1)
+        points = " ".join(f"{i * step:.1f},{height - d['open'] / peak * (height - 10):.1f}" for i, d in enumerate(days))
+        lines.append({"name": item["name"], "points": points, "last": days[-1] if days else None})
+    return lines
+
+
+@router.get("/reports", response_class=HTMLResponse)
+def reports_page(request: Request, web: WebUser, state: StateDep) -> Response:
+    from service.reports.routes import load_report
+
+    user, sess = web
+    today = dt.datetime.now(_zone(state)).date()
+    try:
+        end = dt.date.fromisoformat(request.query_params.get("end", "") or today.isoformat())
+        start = dt.date.fromisoformat(
+            request.query_params.get("start", "") or (end - dt.timedelta(days=29)).isoformat()
+        )
+    except ValueError:
+        return _back("/ui/reports", err="日期格式应为 YYYY-MM-DD")
+    if start > end or (end - start).days > 366:
+        return _back("/ui/reports", err="开始日期须不晚于结束日期，且跨度不超过一年")
+    office = user.office if user.role == Role.office else None
+    report = load_report(state, state.rules, start, end, office)
+    return _page(
+        request,
+        "reports.html",
+        user,
+        sess.csrf,
+        state,
+        report=report,
+        start=start,
+        end=end,
+        offices=_office_rates(report["rows"]),
+        trend=_trend(report["ledger"]),
+    )

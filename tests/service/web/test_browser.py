@@ -198,6 +198,15 @@ def test_xss_payload_renders_as_text(server: dict[str, Any], browser: Any) -> No
     page.close()
 
 
+def test_report_page_with_charts(server: dict[str, Any], browser: Any) -> None:
+    page = _login(browser, server["base"], server["tokens"]["dispatcher"])
+    page.goto(f"{server['base']}/ui/reports")
+    assert "办结率报表" in page.content() and page.locator("svg.chart").count() == 2
+    assert "动态清零" in page.content() and "合计" in page.inner_text("table")
+    _shot(page, "6-report-page")
+    page.close()
+
+
 def test_forms_need_the_csrf_token_and_a_session(server: dict[str, Any]) -> None:
     import httpx
 

@@ -1,0 +1,76 @@
+"""Report API: the daily closure-rate report as JSON, CSV or XLSX."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, HTTPException, Query, Response, status
+
+from service.auth.models import Role
+from service.deps import CurrentUser, RulesDep, StateDep
+from service.reports.export import to_csv, to_xlsx
+from service.reports.models import ReportSnapshot
+from service.reports.service import daily_report
+
+router = APIRouter(prefix="/api/v1/reports", tags=["报表"])
+MAX_DAYS = 366
+
+
+def load_report(state: Any, rules: Any, start: dt.date, end: dt.date | None, office: str | None) -> dict[str, Any]:
+    """A stored snapshot for a whole-street single day when there is one, else computed now."""
+    if (end is None or end == start) and office is None:
+        from sqlmodel import Session, select
+
+        with Session(state.engine) as session:
+            stored = session.exec(select(ReportSnapshot).where(ReportSnapshot.day == start)).first()
+            if stored is not None:
+                return dict(stored.report)
+    with state.engine.connect() as conn:
+        return daily_report(conn, rules, start, end, office=office)
+
+
+@router.get(
+    "/daily",
+    responses={
+        200: {"content": {"text/csv": {}, "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": {}}}
+    },
+)
+def daily_route(
+    user: CurrentUser,
+    rules: RulesDep,
+    state: StateDep,
+    date: Annotated[dt.date, Query(description="日期 YYYY-MM-DD（Asia/Shanghai）")],
+    end: Annotated[dt.date | None, Query(description="结束日期（含），缺省同 date")] = None,
+    format: Annotated[Literal["json", "csv", "xlsx"], Query()] = "json",
+) -> Response:
+    """Daily closure-rate report for a date or date range (per office × category, totals, 动态清零 ledger)."""
+    if end is not None and (end < date or (end - date).days >= MAX_DAYS):
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            [
+                {
+                    "loc": ["query", "end"],
+                    "msg": f"end 必须不早于 date，且跨度不超过 {MAX_DAYS} 天",
+                    "type": "value_error",
+                }
+            ],
+        )
+    office = user.office if user.role == Role.office else None
+    report = load_report(state, rules, date, end, office)
+    name = f"hotline-report-{date}{'_' + str(end) if end else ''}"
+    if format == "csv":
+        return Response(
+            to_csv(report),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
+        )
+    if format == "xlsx":
+        return Response(
+            to_xlsx(report),
+            media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            headers={"Content-Disposition": f'attachment; filename="{name}.xlsx"'},
+        )
+    import json
+
+    return Response(json.dumps(report, ensure_ascii=False), media_type="application/json")

@@ -1,0 +1,78 @@
+"""Report API, CLI-free formats, snapshots that later reads return unchanged, and the daily push."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from fastapi.testclient import TestClient
+from openpyxl import load_workbook
+from sqlmodel import Session, select
+
+from service.reports.models import ReportSnapshot
+from service.reports.push import push_yesterday
+from service.state import AppState
+from tests.conftest import auth, payload, post_ticket, token_for
+
+
+def test_report_formats_and_roles(client: TestClient, state: AppState) -> None:
+    post_ticket(client, payload())
+    post_ticket(client, payload(content="成山路人行道上的窨井盖缺了一角，晚上很危险。", title="井盖"))
+    today = dt.datetime.now(dt.UTC).astimezone().date().isoformat()
+    viewer = auth(token_for(state, "viewer"))
+    body = client.get("/api/v1/reports/daily", params={"date": today}, headers=viewer).json()
+    assert body["totals"]["received"] >= 2 and {"rows", "ledger", "period"} <= set(body)
+    xlsx = client.get("/api/v1/reports/daily", params={"date": today, "format": "xlsx"}, headers=viewer)
+    sheet = load_workbook(io.BytesIO(xlsx.content)).worksheets[0]
+    assert sheet.cell(row=1, column=1).value == "承办科室"
+    csv = client.get("/api/v1/reports/daily", params={"date": today, "format": "csv"}, headers=viewer)
+    assert csv.content.startswith(b"\xef\xbb\xbf") and "text/csv" in csv.headers["content-type"]
+    office = auth(token_for(state, "office", "pingan"))
+    mine = client.get("/api/v1/reports/daily", params={"date": today}, headers=office).json()
+    assert {r["office"] for r in mine["rows"]} == {"pingan"}
+    bad = client.get("/api/v1/reports/daily", params={"date": today, "end": "2000-01-01"}, headers=viewer)
+    assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["query", "end"]
+    assert client.get("/api/v1/reports/daily", params={"date": "2026-02-30"}, headers=viewer).status_code == 422
+    assert client.get("/api/v1/reports/daily", params={"date": today}).status_code == 401
+
+
+def _robot(received: list[dict[str, Any]]) -> ThreadingHTTPServer:
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def test_daily_push_stores_a_snapshot_that_later_reads_return(client: TestClient, state: AppState) -> None:
+    yesterday_ticket = dt.datetime.now(dt.UTC) - dt.timedelta(days=1)
+    post_ticket(client, payload(received_at=yesterday_ticket.isoformat()))
+    received: list[dict[str, Any]] = []
+    robot = _robot(received)
+    hooks = {"leaders": [f"http://127.0.0.1:{robot.server_address[1]}/send"]}
+    now = dt.datetime.now(dt.UTC) + dt.timedelta(days=1)
+    first = push_yesterday(state.engine, state.rules, hooks, now=now)
+    again = push_yesterday(state.engine, state.rules, hooks, now=now)
+    robot.shutdown()
+    assert first.pushed and again.id == first.id and len(received) == 1
+    assert "工单日报" in received[0]["markdown"]["content"]
+    # new tickets for that day after the snapshot do not change what is read back for it
+    post_ticket(client, payload())
+    day = first.day.isoformat()
+    viewer = auth(token_for(state, "viewer"))
+    read = client.get("/api/v1/reports/daily", params={"date": day}, headers=viewer).json()
+    assert read == first.report
+    with Session(state.engine) as s:
+        assert len(s.exec(select(ReportSnapshot)).all()) == 1
