@@ -95,6 +95,7 @@ def _escalate(session: Session, ticket: Ticket, policy: DeadlinePolicy, rules: R
             from_state=ticket.state,
             to_state=ticket.state,
             office=ticket.office,
+            category=ticket.category,
             note="超期升级督办",
             data={"overdue_due": before.isoformat(), "supervise_due": supervised.due.isoformat()},
         )

@@ -140,6 +140,9 @@ class Ticket(TicketBase, table=True):
         Index("ix_ticket_resolve_due", "resolve_due"),
         Index("ix_ticket_created_at", "created_at"),
         Index("ix_ticket_resolved_at", "resolved_at"),
+        Index("ix_ticket_first_contact_due", "first_contact_due"),
+        Index("ix_ticket_followed_up_at", "followed_up_at"),
+        Index("ix_ticket_merged_into", "merged_into_id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -274,6 +277,7 @@ class TicketEvent(SQLModel, table=True):
     to_state: str = Field(max_length=20)
     # the ticket's office when the event happened (a return is the returning office's, whatever comes after)
     office: str | None = Field(default=None, max_length=64)
+    category: str | None = Field(default=None, max_length=64)
     note: str | None = Field(default=None, max_length=2000)
     data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
 

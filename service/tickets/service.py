@@ -79,6 +79,7 @@ def _event(
         from_state=frm,
         to_state=to,
         office=ticket.office,
+        category=ticket.category,
         note=note,
         data=data or {},
     )

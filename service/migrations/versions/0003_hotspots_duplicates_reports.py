@@ -42,14 +42,22 @@ def upgrade() -> None:
 
     with op.batch_alter_table("ticket_event", schema=None) as batch_op:
         batch_op.add_column(sa.Column("office", sa.String(length=64), nullable=True))
+        batch_op.add_column(sa.Column("category", sa.String(length=64), nullable=True))
     op.create_index("ix_ticket_event_at", "ticket_event", ["at", "action"])
     op.create_index("ix_ticket_resolved_at", "ticket", ["resolved_at"])
+    op.create_index("ix_ticket_first_contact_due", "ticket", ["first_contact_due"])
+    op.create_index("ix_ticket_followed_up_at", "ticket", ["followed_up_at"])
+    op.create_index("ix_ticket_merged_into", "ticket", ["merged_into_id"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_ticket_merged_into", "ticket")
+    op.drop_index("ix_ticket_followed_up_at", "ticket")
+    op.drop_index("ix_ticket_first_contact_due", "ticket")
     op.drop_index("ix_ticket_resolved_at", "ticket")
     op.drop_index("ix_ticket_event_at", "ticket_event")
     with op.batch_alter_table("ticket_event", schema=None) as batch_op:
+        batch_op.drop_column("category")
         batch_op.drop_column("office")
 
     with op.batch_alter_table("ticket", schema=None) as batch_op:
