@@ -89,7 +89,9 @@ def _rows(n: int, rules: Any, seed: int = 0) -> Iterator[tuple[tuple[Any, ...], 
     """Synthetic tickets over a year with realistic shapes (most resolved within days, some late or open)."""
     rng = np.random.default_rng(seed)
     cats = list(rules.categories)
-    created = YEAR_START + np.array(rng.uniform(0, 365 * 86400, n), dtype="timedelta64[s]").astype(object)
+    # tickets arrive over the year and are stored in arrival order, as the intake writes them
+    offsets = np.sort(rng.uniform(0, 365 * 86400, n))
+    created = YEAR_START + np.array(offsets, dtype="timedelta64[s]").astype(object)
     hours = rng.gamma(2.0, 40.0, n)
     resolved_mask = rng.random(n) < 0.93
     results = rng.choice(list(rules.lifecycle.resolve_results), n, p=[0.8, 0.2])

@@ -12,7 +12,7 @@ import typer
 
 from classifier.artifact import ModelError, load_model
 from classifier.config import Rules, RulesError, load_rules
-from classifier.data import DataError, load_dataset
+from classifier.data import DataError, load_dataset, load_unlabelled
 from classifier.decision import Classifier, Decision
 from classifier.evaluate import cross_validate, evaluate_model
 from classifier.pipeline import PipelineParams
@@ -20,7 +20,11 @@ from classifier.train import map_labels, pipeline_factory, train_model
 
 RulesOpt = Annotated[Path, typer.Option("--rules", envvar="HOTLINE_RULES", help="规则文件 rules.yaml")]
 ModelOpt = Annotated[Path, typer.Option("--model", envvar="HOTLINE_MODEL", help="模型目录")]
-TextCols = Annotated[list[str], typer.Option("--text-col", help="文本列（可多次给出，按顺序拼接）")]
+TextCols = Annotated[list[str], typer.Option("--text-col", help="文本列（可多次给出，按顺序拼接；第一列可作标题）")]
+UnlabelledOpt = Annotated[
+    list[Path] | None,
+    typer.Option("--unlabelled", help="无标签数据文件（可多次给出，列同 --text-col），用于词表、IDF 与 LSA"),
+]
 
 
 def _fail(message: str) -> typer.Exit:
@@ -50,14 +54,23 @@ def train(
     rules: RulesOpt = Path("rules.yaml"),
     folds: Annotated[int, typer.Option("--cv", help="交叉验证折数")] = 5,
     params: Annotated[str | None, typer.Option("--params", help="超参数 JSON，如 '{\"c\": 0.5}'")] = None,
+    unlabelled: UnlabelledOpt = None,
 ) -> None:
     """Train a model from labelled data and save it with its card."""
     loaded_rules = _rules(rules)
     try:
         dataset = load_dataset(data, text_cols=text_col, label_col=label_col)
+        extra = load_unlabelled(unlabelled, text_cols=text_col) if unlabelled else None
         chosen = PipelineParams(**json.loads(params)) if params else PipelineParams()
         card = train_model(
-            dataset, rules=loaded_rules, out_dir=out, name=out.name, params=chosen, folds=folds, progress=True
+            dataset,
+            rules=loaded_rules,
+            out_dir=out,
+            name=out.name,
+            params=chosen,
+            folds=folds,
+            progress=True,
+            unlabelled=extra,
         )
     except (DataError, TypeError, json.JSONDecodeError, ValueError) as exc:
         raise _fail(str(exc)) from exc
@@ -95,6 +108,7 @@ def evaluate(
     cv: Annotated[int | None, typer.Option("--cv", help="K 折交叉验证（与 --model 二选一）")] = None,
     model: Annotated[Path | None, typer.Option("--model", help="评估已训练的模型目录")] = None,
     params: Annotated[str | None, typer.Option("--params", help="交叉验证时的超参数 JSON")] = None,
+    unlabelled: UnlabelledOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="输出一个 JSON 对象")] = False,
 ) -> None:
     """Evaluate by cross-validation or a trained model: model, model+rules and rules alone."""
@@ -108,7 +122,8 @@ def evaluate(
             report = evaluate_model(_classifier(model, rules), dataset.texts, labels)
         else:
             chosen = PipelineParams(**json.loads(params)) if params else PipelineParams()
-            build = pipeline_factory(loaded_rules, chosen)
+            extra = load_unlabelled(unlabelled, text_cols=text_col).texts if unlabelled else None
+            build = pipeline_factory(loaded_rules, chosen, extra)
             report = cross_validate(
                 dataset.texts, labels, build=build, rules=loaded_rules, folds=cv or 5, progress=not as_json
             )

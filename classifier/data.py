@@ -74,7 +74,10 @@ def _require(rows: list[dict[str, str]], columns: Sequence[str], path: Path) -> 
 
 
 def load_dataset(path: str | Path, *, text_cols: Sequence[str], label_col: str | None) -> Dataset:
-    """Texts (the text columns joined by a space) and labels; rows with an empty text or label are skipped."""
+    """Texts and labels; rows with an empty text or label are skipped.
+
+    Several text columns are joined with the title separator (\\x1e) after the first, so that the first column
+    can serve as a title; plain normalization reads the separator as a space."""
     file = Path(path)
     rows = read_rows(file)
     if not rows:
@@ -83,7 +86,7 @@ def load_dataset(path: str | Path, *, text_cols: Sequence[str], label_col: str |
     texts: list[str] = []
     labels: list[str] = []
     for row in rows:
-        text = " ".join(row[c].strip() for c in text_cols).strip()
+        text = "\x1e".join(row[c].strip() for c in text_cols).strip()
         label = row[label_col].strip() if label_col else ""
         if not text or (label_col and not label):
             continue
@@ -92,3 +95,16 @@ def load_dataset(path: str | Path, *, text_cols: Sequence[str], label_col: str |
     digest = hashlib.sha256(file.read_bytes())
     digest.update(json.dumps([list(text_cols), label_col]).encode())
     return Dataset(texts=texts, labels=labels, sha256=digest.hexdigest(), source=str(file))
+
+
+def load_unlabelled(paths: Sequence[str | Path], *, text_cols: Sequence[str]) -> Dataset:
+    """Texts of several unlabelled files (same text columns), for vocabulary, IDF and LSA."""
+    texts: list[str] = []
+    digest = hashlib.sha256()
+    for path in paths:
+        part = load_dataset(path, text_cols=text_cols, label_col=None)
+        texts.extend(part.texts)
+        digest.update(part.sha256.encode())
+    return Dataset(
+        texts=texts, labels=[""] * len(texts), sha256=digest.hexdigest(), source=", ".join(Path(p).name for p in paths)
+    )

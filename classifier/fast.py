@@ -22,7 +22,7 @@ from scipy.special import expit
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import Pipeline
+from sklearn.pipeline import FeatureUnion, Pipeline
 
 _WHITE_SPACES = re.compile(r"\s\s+")
 # below this many texts the per-text path is cheaper than building sparse matrices
@@ -114,8 +114,11 @@ class FastPredictor:
     def __init__(self, pipeline: Pipeline) -> None:
         steps = dict(pipeline.steps)
         features, model = steps.get("features"), steps.get("model")
-        if features is None or model is None:
-            raise UnsupportedPipeline("Pipeline 需要 features 与 model 两步")
+        if not isinstance(features, FeatureUnion) or model is None:
+            raise UnsupportedPipeline("快速路径只支持 FeatureUnion 特征与 model 两步")
+        normalizer = steps.get("normalize")
+        if getattr(normalizer, "title_repeat", 0) or getattr(normalizer, "strip_alnum", False):
+            raise UnsupportedPipeline("快速路径不支持标题加权或去除字母数字的规范化")
         weights = features.transformer_weights or {}
         self.blocks: list[_Block] = []
         offset = 0

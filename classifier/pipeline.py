@@ -2,33 +2,57 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.calibration import CalibratedClassifierCV
+from sklearn.decomposition import TruncatedSVD
 from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.frozen import FrozenEstimator
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import FeatureUnion, Pipeline
+from sklearn.preprocessing import FunctionTransformer, Normalizer
 from sklearn.svm import LinearSVC
 
 from classifier.normalize import compile_boilerplate, normalize_text
 from classifier.tokenizer import Tokenizer
 
+TITLE_SEPARATOR = "\x1e"
+_ALNUM_RUNS = re.compile(r"[a-z0-9]+|\s+")
+
 
 class TextNormalizer(TransformerMixin, BaseEstimator):  # type: ignore[misc]
-    """Pipeline step wrapping classifier.normalize so that the saved model normalizes exactly as in training."""
+    """Pipeline step wrapping classifier.normalize so that the saved model normalizes exactly as in training.
 
-    def __init__(self, boilerplate: tuple[str, ...] = ()) -> None:
+    A text may carry a title before TITLE_SEPARATOR (\\x1e, which plain normalization treats as a space);
+    `title_repeat` appends the title that many more times, since titles are dense with the topic.
+    `strip_alnum` drops runs of letters and digits (anonymised place codes, dates, numbers) and all spaces.
+    """
+
+    def __init__(self, boilerplate: tuple[str, ...] = (), title_repeat: int = 0, strip_alnum: bool = False) -> None:
         self.boilerplate = boilerplate
+        self.title_repeat = title_repeat
+        self.strip_alnum = strip_alnum
 
     def fit(self, texts: Iterable[str], y: Any = None) -> TextNormalizer:
         return self
 
+    def _one(self, text: str, pattern: re.Pattern[str] | None) -> str:
+        def norm(part: str) -> str:
+            out = normalize_text(part, pattern)
+            return _ALNUM_RUNS.sub("", out) if self.strip_alnum else out
+
+        if not self.title_repeat or TITLE_SEPARATOR not in text:
+            return norm(text)
+        title = text.split(TITLE_SEPARATOR, 1)[0]
+        return norm(text) + (" " + norm(title)) * self.title_repeat
+
     def transform(self, texts: Iterable[str]) -> list[str]:
         pattern = compile_boilerplate(self.boilerplate)
-        return [normalize_text(str(t), pattern) for t in texts]
+        return [self._one(str(t), pattern) for t in texts]
 
 
 @dataclass(frozen=True)
@@ -43,6 +67,13 @@ class PipelineParams:
     sublinear_tf: bool = True
     word_weight: float = 1.0
     char_weight: float = 1.0
+    # None: same as sublinear_tf
+    char_sublinear: bool | None = None
+    title_repeat: int = 0
+    strip_alnum: bool = False
+    # LSA (TruncatedSVD) of the word TF-IDF, concatenated at lsa_weight; 0 = off
+    lsa_components: int = 0
+    lsa_weight: float = 0.3
     # "svc": linear SVM with sigmoid calibration (fast, best on our data); "logreg": multinomial logistic regression
     model: str = "svc"
     c: float = 0.5
@@ -56,10 +87,26 @@ class PipelineParams:
 
 
 def build_pipeline(
-    *, user_words: Sequence[str], boilerplate: Sequence[str], params: PipelineParams | None = None
+    *,
+    user_words: Sequence[str],
+    boilerplate: Sequence[str],
+    params: PipelineParams | None = None,
+    unlabelled: Sequence[str] | None = None,
 ) -> Pipeline:
-    """A fresh, unfitted pipeline; the tokenizer (with the rules' user dictionary) lives inside it."""
+    """A fresh, unfitted pipeline; the tokenizer (with the rules' user dictionary) lives inside it.
+
+    With `unlabelled` texts, the vocabularies, IDF weights and LSA are learned from them once and frozen: fitting
+    the pipeline then trains only the classifier (the unlabelled texts are not stored in the model).
+    """
     p = params or PipelineParams()
+    normalizer = TextNormalizer(tuple(boilerplate), p.title_repeat, p.strip_alnum)
+    features = _features(user_words, p)
+    if unlabelled:
+        features = FrozenEstimator(features.fit(normalizer.transform(unlabelled)))
+    return Pipeline([("normalize", normalizer), ("features", features), ("model", _model(p))])
+
+
+def _features(user_words: Sequence[str], p: PipelineParams) -> FeatureUnion:
     words = TfidfVectorizer(
         tokenizer=Tokenizer(tuple(user_words)),
         token_pattern=None,
@@ -76,14 +123,28 @@ def build_pipeline(
         ngram_range=(p.char_ngram_min, p.char_ngram_max),
         min_df=p.min_df,
         max_df=p.max_df,
-        sublinear_tf=p.sublinear_tf,
+        sublinear_tf=p.sublinear_tf if p.char_sublinear is None else p.char_sublinear,
         dtype=_float32(),
     )
-    features = FeatureUnion(
-        [("words", words), ("chars", chars)],
-        transformer_weights={"words": p.word_weight, "chars": p.char_weight},
+    if p.lsa_components <= 0:
+        return FeatureUnion(
+            [("words", words), ("chars", chars)],
+            transformer_weights={"words": p.word_weight, "chars": p.char_weight},
+        )
+    lsa = Pipeline([("svd", TruncatedSVD(p.lsa_components, random_state=p.seed)), ("l2", Normalizer())])
+    word_block = Pipeline(
+        [
+            ("tfidf", words),
+            (
+                "mix",
+                FeatureUnion(
+                    [("raw", FunctionTransformer(accept_sparse=True)), ("lsa", lsa)],
+                    transformer_weights={"raw": p.word_weight, "lsa": p.lsa_weight},
+                ),
+            ),
+        ]
     )
-    return Pipeline([("normalize", TextNormalizer(tuple(boilerplate))), ("features", features), ("model", _model(p))])
+    return FeatureUnion([("words", word_block), ("chars", chars)], transformer_weights={"chars": p.char_weight})
 
 
 def _model(p: PipelineParams) -> Any:

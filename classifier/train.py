@@ -8,6 +8,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from sklearn.base import clone
+from sklearn.frozen import FrozenEstimator
 from sklearn.pipeline import Pipeline
 
 from classifier.artifact import save_model
@@ -34,9 +36,16 @@ def map_labels(labels: Sequence[str], rules: Rules) -> list[str]:
     return mapped
 
 
-def pipeline_factory(rules: Rules, params: PipelineParams) -> Any:
+def pipeline_factory(rules: Rules, params: PipelineParams, unlabelled: Sequence[str] | None = None) -> Any:
+    """A builder of fresh pipelines; features learned from unlabelled texts are fitted once and shared (frozen)."""
+    template = build_pipeline(
+        user_words=rules.user_words(), boilerplate=rules.classifier.boilerplate, params=params, unlabelled=unlabelled
+    )
+
     def build() -> Pipeline:
-        return build_pipeline(user_words=rules.user_words(), boilerplate=rules.classifier.boilerplate, params=params)
+        return Pipeline(
+            [(name, step if isinstance(step, FrozenEstimator) else clone(step)) for name, step in template.steps]
+        )
 
     return build
 
@@ -52,6 +61,7 @@ def train_model(
     seed: int = 0,
     progress: bool = False,
     notes: dict[str, Any] | None = None,
+    unlabelled: Dataset | None = None,
 ) -> dict[str, Any]:
     """Cross-validate, fit on all data, save model.skops + card.json; returns the card."""
     params = params or PipelineParams()
@@ -60,7 +70,7 @@ def train_model(
     too_few = {c: n for c, n in counts.items() if n < folds}
     if too_few:
         raise DataError(f"每个类别至少需要 {folds} 条样本才能做 {folds} 折交叉验证，不足的类别: {too_few}")
-    build = pipeline_factory(rules, params)
+    build = pipeline_factory(rules, params, unlabelled.texts if unlabelled else None)
     cv = cross_validate(data.texts, labels, build=build, rules=rules, folds=folds, seed=seed, progress=progress)
     pipeline = build().fit(data.texts, labels)
     card = {
@@ -74,6 +84,11 @@ def train_model(
             "class_counts": dict(sorted(counts.items())),
         },
         "params": params.as_dict(),
+        "unlabelled": (
+            {"sources": unlabelled.source, "sha256": unlabelled.sha256, "rows": len(unlabelled.texts)}
+            if unlabelled
+            else None
+        ),
         "metrics": {"cv": cv},
         **(notes or {}),
     }

@@ -15,6 +15,7 @@ from sqlmodel import Session, col, select
 
 from classifier.config import Rules
 from classifier.decision import Classifier, Decision
+from classifier.pipeline import TITLE_SEPARATOR
 from service.auth.models import Role, User
 from service.deadlines.service import DeadlinePolicy
 from service.errors import (
@@ -100,7 +101,9 @@ def _existing_or_conflict(existing: Ticket, digest: str) -> tuple[Ticket, bool]:
 
 def _classify(classifier: Classifier, payload: TicketCreate) -> tuple[Decision | None, str | None]:
     try:
-        return classifier.decide(f"{payload.title} {payload.content}"), None
+        return classifier.decide(
+            f"{payload.title}{TITLE_SEPARATOR}{payload.content}" if payload.title else payload.content
+        ), None
     except Exception as exc:  # any classifier failure must still store the ticket, for a person to route
         log.exception("classification_failed", extra={"external_id": payload.external_id})
         return None, f"{type(exc).__name__}: {exc}"[:500]
