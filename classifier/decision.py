@@ -72,6 +72,11 @@ class Classifier:
         self._model_boilerplate = (
             self._boilerplate if model_patterns == rules.classifier.boilerplate else compile_boilerplate(model_patterns)
         )
+        # looked up once: the decision is on the hot path of every intake
+        self._version = model.version
+        self._names = {code: cat.name for code, cat in rules.categories.items()}
+        self._office_of = {code: cat.office for code, cat in rules.categories.items()}
+        self._office_names = {code: office.name for code, office in rules.offices.items()}
         try:
             self._fast: FastPredictor | None = FastPredictor(model.pipeline)
         except UnsupportedPipeline:
@@ -107,39 +112,42 @@ class Classifier:
     def _combine(self, normalized: str, probs: dict[str, float]) -> Decision:
         settings = self.rules.classifier
         match = self._matcher.match(normalized)
-        model_top = max(probs, key=lambda c: probs[c])
-        combined = _softmax_boost(probs, match.scores, settings.rule_boost)
-        category, confidence = self._choose(match, probs, combined)
+        model_top = max(probs, key=probs.__getitem__)
+        # the model's probabilities already sum to one: only rule scores can change them
+        combined = _softmax_boost(probs, match.scores, settings.rule_boost) if match.scores else probs
+        category, confidence = self._choose(match, probs, combined, model_top)
         rules_top = match.overrides[0] if match.overrides else match.top
         reasons = self._review_reasons(match, confidence, model_top, rules_top)
         ranked = sorted(combined.items(), key=lambda kv: -kv[1])[:3]
         urgent_words = self._matcher.urgent_words(normalized)
+        office = self._office_of[category]
         return Decision(
             category=category,
-            category_name=self.rules.categories[category].name,
-            office=self.rules.category_office(category),
-            office_name=self.rules.office_name(self.rules.category_office(category)),
+            category_name=self._names[category],
+            office=office,
+            office_name=self._office_names[office],
             confidence=round(confidence, 4),
-            alternatives=[Alternative(c, self.rules.categories[c].name, round(s, 4)) for c, s in ranked],
+            alternatives=[Alternative(c, self._names[c], round(s, 4)) for c, s in ranked],
             matched_keywords=match.keywords,
             source=_source(category, model_top, rules_top),
             needs_review=bool(reasons),
             review_reasons=reasons,
             urgent=bool(urgent_words),
             urgent_keywords=urgent_words,
-            model_version=self.model.version,
+            model_version=self._version,
             model_category=model_top,
             rules_category=rules_top,
             probabilities={c: round(p, 4) for c, p in probs.items()},
         )
 
-    def _choose(self, match: RuleMatch, probs: dict[str, float], combined: dict[str, float]) -> tuple[str, float]:
+    def _choose(
+        self, match: RuleMatch, probs: dict[str, float], combined: dict[str, float], model_top: str
+    ) -> tuple[str, float]:
         """An override phrase decides, unless the model is at least as sure of another category
         (tickets that mention a second topic in passing)."""
         floor = self.rules.classifier.override_confidence
         veto = self.rules.classifier.override_model_veto
         overrides = [c for c in match.overrides if c in combined]
-        model_top = max(probs, key=lambda c: probs[c])
         if len(overrides) == 1 and not (model_top != overrides[0] and probs[model_top] >= veto):
             chosen = overrides[0]
             return chosen, max(combined[chosen], floor)

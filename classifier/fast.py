@@ -54,6 +54,49 @@ def _char_ngrams(text: str, lo: int, hi: int) -> list[str]:
     return grams
 
 
+class _CharCodes:
+    """Character n-grams (n ≤ 3) as integers — code points + 1 packed 21 bits apart — looked up in a sorted array,
+    so that a whole batch is cut and matched by numpy instead of one Python string per n-gram."""
+
+    MAX_N = 3
+
+    def __init__(self, vocabulary: dict[str, int], lo: int, hi: int) -> None:
+        self.lo, self.hi = lo, hi
+        keys = np.fromiter((self.pack(g) for g in vocabulary), dtype=np.int64, count=len(vocabulary))
+        columns = np.fromiter(vocabulary.values(), dtype=np.intp, count=len(vocabulary))
+        order = np.argsort(keys)
+        self.keys, self.columns = keys[order], columns[order]
+
+    @staticmethod
+    def pack(gram: str) -> int:
+        return sum((ord(ch) + 1) << (21 * i) for i, ch in enumerate(gram))
+
+    def lookup(self, texts: Sequence[str]) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+        # texts joined by NUL; code 0 (NUL, as code point + 1 is never 0) marks n-grams that cross texts
+        joined = "\x00".join(_WHITE_SPACES.sub(" ", t) for t in texts)
+        codes = np.frombuffer(joined.encode("utf-32-le"), dtype=np.uint32).astype(np.int64) + 1
+        codes[codes == 1] = 0
+        doc = np.cumsum(codes == 0)
+        grams, rows = [], []
+        for n in range(self.lo, self.hi + 1):
+            if len(codes) < n:
+                continue
+            packed = codes[: len(codes) - n + 1].copy()
+            valid = packed != 0
+            for i in range(1, n):
+                part = codes[i : len(codes) - n + 1 + i]
+                packed |= part << (21 * i)
+                valid &= part != 0
+            grams.append(packed[valid])
+            rows.append(doc[: len(codes) - n + 1][valid])
+        if not grams:
+            return np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.intp)
+        flat, where = np.concatenate(grams), np.concatenate(rows)
+        pos = np.minimum(np.searchsorted(self.keys, flat), len(self.keys) - 1)
+        found = self.keys[pos] == flat
+        return where, np.where(found, self.columns[pos], -1)
+
+
 class _Block:
     """One fitted TfidfVectorizer: text → (column indices, values), exactly as its transform would."""
 
@@ -66,8 +109,11 @@ class _Block:
         self.offset = offset
         self.weight = weight
         lo, hi = vectorizer.ngram_range
+        self._codes: _CharCodes | None = None
         if vectorizer.analyzer == "char":
             self.analyze: Callable[[str], list[str]] = lambda t: _char_ngrams(t, lo, hi)
+            if hi <= _CharCodes.MAX_N:
+                self._codes = _CharCodes(self.vocabulary, lo, hi)
         elif vectorizer.analyzer == "word" and callable(vectorizer.tokenizer):
             tokenizer = vectorizer.tokenizer
             self.analyze = lambda t: _word_ngrams(tokenizer(t), lo, hi)
@@ -88,13 +134,19 @@ class _Block:
         values *= self.weight / math.sqrt(float(values @ values))
         return columns + self.offset, values
 
-    def matrix(self, texts: Sequence[str], width: int) -> sparse.csr_matrix:
-        """The block's rows for many texts at once, laid into a matrix `width` columns wide."""
+    def _ids(self, texts: Sequence[str]) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+        """(row, vocabulary column or -1) for every n-gram of every text."""
+        if self._codes is not None:
+            return self._codes.lookup(texts)
         grams_per_text = [self.analyze(t) for t in texts]
         lengths = np.fromiter(map(len, grams_per_text), dtype=np.intp, count=len(texts))
         flat = [g for grams in grams_per_text for g in grams]
         ids = np.fromiter(map(self.vocabulary.get, flat, repeat(-1)), dtype=np.intp, count=len(flat))
-        rows = np.repeat(np.arange(len(texts)), lengths)
+        return np.repeat(np.arange(len(texts)), lengths), ids
+
+    def matrix(self, texts: Sequence[str], width: int) -> sparse.csr_matrix:
+        """The block's rows for many texts at once, laid into a matrix `width` columns wide."""
+        rows, ids = self._ids(texts)
         known = ids >= 0
         counts = sparse.csr_matrix(
             (np.ones(int(known.sum())), (rows[known], ids[known] + self.offset)), shape=(len(texts), width)

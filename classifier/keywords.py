@@ -47,6 +47,10 @@ class KeywordMatcher:
         # word brings the shorter words it contains, so overlapping and nested words are all seen
         self._scan = re.compile("(?=(" + "|".join(map(re.escape, words)) + "))") if words else None
         self._inside = {w: [v for v in words if v in w] for w in words}
+        self._triggers: dict[str, list[int]] = {}
+        for index, (_, rule) in enumerate(self._rules):
+            for word in (*rule.any, *rule.all):
+                self._triggers.setdefault(word, []).append(index)
 
     def match(self, normalized: str) -> RuleMatch:
         """Match rules against already-normalized text (see classifier.normalize)."""
@@ -57,8 +61,10 @@ class KeywordMatcher:
         if self._scan is not None:
             for found in self._scan.finditer(normalized):
                 present.update(self._inside[found.group(1)])
-        for code, rule in self._rules:
-            hits = _rule_hits(rule, present) if present else None
+        # only rules that one of the present words can trigger are evaluated, in file order
+        for index in sorted({i for word in present for i in self._triggers.get(word, ())}):
+            code, rule = self._rules[index]
+            hits = _rule_hits(rule, present)
             if hits is None:
                 continue
             if rule.override:
