@@ -201,8 +201,9 @@ def _best(fn: Any, repeat: int = 3) -> float:
 
 def measure(name: str, url: str, rules: Any) -> None:
     engine = make_engine(url)
-    day = dt.date(2026, 6, 15)
-    month = (dt.date(2026, 6, 1), dt.date(2026, 6, 30))
+    # the latest full month and a day in it: what leaders read (older periods come from the stored snapshots)
+    day = dt.date(2026, 9, 15)
+    month = (dt.date(2026, 9, 1), dt.date(2026, 9, 30))
     lo, hi = period_bounds(*month, __import__("zoneinfo").ZoneInfo(rules.timezone))
     floor_query = (
         select(Ticket.office, Ticket.category, func.count())

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sqlalchemy.engine import Engine
@@ -49,3 +51,5 @@ class AppState:
     policy: DeadlinePolicy
     metrics: Metrics
     throttle: Throttle = field(default_factory=Throttle)
+    # "now" for intake and actions: the wall clock, or a simulated one (replays, drills)
+    clock: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.UTC))

@@ -93,7 +93,9 @@ def receive_ticket(
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, str(exc)) from exc
     payload = _parse(body)
     try:
-        ticket, created = intake(session=session, payload=payload, classifier=classifier, policy=policy, rules=rules)
+        ticket, created = intake(
+            session=session, payload=payload, classifier=classifier, policy=policy, rules=rules, now=state.clock()
+        )
     except ConflictError as exc:
         state.metrics.intake.labels("conflict").inc()
         raise HTTPException(status.HTTP_409_CONFLICT, exc.message) from exc

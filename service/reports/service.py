@@ -110,6 +110,16 @@ def _grouped(conn: Connection, where: ColumnElement[bool], **metrics: Any) -> di
     }
 
 
+def _open_at(t: Any, moment: dt.datetime) -> tuple[ColumnElement[bool], ...]:
+    """Disjoint conditions for "still open at `moment`" — never resolved, resolved only later, or resolved before
+    but reopened — each of which an index answers (partial index on unresolved, resolved_at, state)."""
+    return (
+        t.resolved_at.is_(None),
+        t.resolved_at >= moment,
+        and_(t.resolved_at < moment, t.state.in_(_REOPENED)),
+    )
+
+
 def _ticket_counts(
     conn: Connection, rules: Rules, lo: dt.datetime, hi: dt.datetime
 ) -> dict[tuple[str, str], dict[str, float]]:
@@ -143,10 +153,7 @@ def _ticket_counts(
             rated=func.count(),
             satisfaction_sum=func.sum(weights),
         ),
-        # open at the period's end: never resolved, resolved only later, or reopened since
-        _grouped(conn, and_(still_open, t.resolved_at.is_(None)), overdue_open=func.count()),
-        _grouped(conn, and_(still_open, t.resolved_at >= hi), overdue_open=func.count()),
-        _grouped(conn, and_(still_open, t.resolved_at < hi, t.state.in_(_REOPENED)), overdue_open=func.count()),
+        *[_grouped(conn, and_(still_open, part), overdue_open=func.count()) for part in _open_at(t, hi)],
     ]
     merged: dict[tuple[str, str], dict[str, float]] = defaultdict(dict)
     for part in parts:
@@ -267,11 +274,10 @@ def ledger(conn: Connection, rules: Rules, start: dt.date, end: dt.date) -> list
     for code in (c for c, cat in rules.categories.items() if cat.clearance):
         counted = and_(t.category == code, t.merged_into_id.is_(None), t.state != State.cancelled)
         cleared = t.state.not_in(_REOPENED)
-        opening = conn.execute(
-            select(func.count()).where(
-                counted, t.created_at < lo, t.resolved_at.is_(None) | (t.resolved_at >= lo) | ~cleared
-            )
-        ).scalar_one()
+        opening = sum(
+            conn.execute(select(func.count()).where(counted, t.created_at < lo, part)).scalar_one()
+            for part in _open_at(t, lo)
+        )
         new = _per_day(conn, t.created_at, and_(counted, _within(t.created_at, lo, hi)), offset)
         closed = _per_day(conn, t.resolved_at, and_(counted, cleared, _within(t.resolved_at, lo, hi)), offset)
         back = _per_day(

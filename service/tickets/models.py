@@ -8,7 +8,7 @@ import re
 from typing import Any
 
 from pydantic import field_validator
-from sqlalchemy import JSON, Column, Index, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from service.db import UTCDateTime
@@ -143,6 +143,14 @@ class Ticket(TicketBase, table=True):
         Index("ix_ticket_first_contact_due", "first_contact_due"),
         Index("ix_ticket_followed_up_at", "followed_up_at"),
         Index("ix_ticket_merged_into", "merged_into_id"),
+        # the open tickets are few: reports and ledgers find them without reading the closed ones
+        Index(
+            "ix_ticket_unresolved",
+            "category",
+            "resolve_due",
+            postgresql_where=text("resolved_at IS NULL"),
+            sqlite_where=text("resolved_at IS NULL"),
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)

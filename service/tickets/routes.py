@@ -10,8 +10,9 @@ from pydantic import BaseModel
 
 from classifier.normalize import mask_phone
 from service.auth.models import Role, User
-from service.deps import CurrentUser, PolicyDep, RulesDep, SessionDep
+from service.deps import CurrentUser, SessionDep, StateDep
 from service.errors import ConflictError, DomainError, ForbiddenError, InvalidInputError, NotFoundError
+from service.state import AppState
 from service.tickets.models import (
     ActionNote,
     ExtensionBody,
@@ -101,9 +102,9 @@ def detail_route(
 
 
 def _act(
-    session: SessionDep, user: User, rules: RulesDep, policy: PolicyDep, ticket_id: int, action: str, body: BaseModel
+    session: SessionDep, user: User, state: AppState, ticket_id: int, action: str, body: BaseModel
 ) -> TicketPublic:
-    lifecycle = Lifecycle(session=session, rules=rules, policy=policy)
+    lifecycle = Lifecycle(session=session, rules=state.rules, policy=state.policy, now=state.clock())
     try:
         ticket = lifecycle.perform(ticket_id=ticket_id, action=action, actor=Actor.of(user), body=body.model_dump())
     except DomainError as exc:
@@ -123,8 +124,7 @@ def _register(action: str, body_model: type[BaseModel], summary: str) -> None:
     def endpoint(
         session: SessionDep,
         user: CurrentUser,
-        rules: RulesDep,
-        policy: PolicyDep,
+        state: StateDep,
         ticket_id: TicketId,
         body: Annotated[Any, Body()] = None,
     ) -> TicketPublic:
@@ -134,7 +134,7 @@ def _register(action: str, body_model: type[BaseModel], summary: str) -> None:
             errors: list[Any] = getattr(exc, "errors", list)()
             detail = [{"loc": ["body", *e["loc"]], "msg": e["msg"], "type": e["type"]} for e in errors]
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail or str(exc)) from exc
-        return _act(session, user, rules, policy, ticket_id, action, parsed)
+        return _act(session, user, state, ticket_id, action, parsed)
 
     endpoint.__doc__ = summary
     endpoint.__annotations__["body"] = Annotated[body_model | None, Body()]

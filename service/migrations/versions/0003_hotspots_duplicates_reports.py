@@ -48,9 +48,17 @@ def upgrade() -> None:
     op.create_index("ix_ticket_first_contact_due", "ticket", ["first_contact_due"])
     op.create_index("ix_ticket_followed_up_at", "ticket", ["followed_up_at"])
     op.create_index("ix_ticket_merged_into", "ticket", ["merged_into_id"])
+    op.create_index(
+        "ix_ticket_unresolved",
+        "ticket",
+        ["category", "resolve_due"],
+        postgresql_where=sa.text("resolved_at IS NULL"),
+        sqlite_where=sa.text("resolved_at IS NULL"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_ticket_unresolved", "ticket")
     op.drop_index("ix_ticket_merged_into", "ticket")
     op.drop_index("ix_ticket_followed_up_at", "ticket")
     op.drop_index("ix_ticket_first_contact_due", "ticket")
