@@ -11,7 +11,7 @@ from collections import defaultdict
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Float, and_, case, func, literal, select
+from sqlalchemy import Float, and_, case, func, literal, select, tuple_
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import ColumnElement, FunctionElement
@@ -98,16 +98,27 @@ def _count(condition: ColumnElement[bool]) -> Any:
     return func.sum(case((condition, 1), else_=0))
 
 
-def _grouped(conn: Connection, where: ColumnElement[bool], **metrics: Any) -> dict[tuple[str, str], dict[str, float]]:
+TOTAL = ("*", "*")
+
+
+def _grouped(
+    conn: Connection, where: ColumnElement[bool], *, with_total: bool = False, **metrics: Any
+) -> dict[tuple[str, str], dict[str, float]]:
+    """Metrics per (office, category); with_total adds the all-rows group under TOTAL in the same pass (PostgreSQL's
+    GROUPING SETS), for what cannot be summed from the groups, such as a median."""
     t = Ticket.__table__.c  # type: ignore[attr-defined]
-    query = (
-        select(t.office, t.category, *[m.label(k) for k, m in metrics.items()])
-        .where(t.merged_into_id.is_(None), where)
-        .group_by(t.office, t.category)
-    )
-    return {
-        (r.office or "", r.category or ""): {k: float(r._mapping[k] or 0) for k in metrics} for r in conn.execute(query)
-    }
+    columns = [m.label(k) for k, m in metrics.items()]
+    base = select(t.office, t.category, *columns).where(t.merged_into_id.is_(None), where)
+    if with_total:
+        sets = func.grouping_sets(tuple_(t.office, t.category), tuple_())
+        query = base.add_columns(func.grouping(t.office, t.category).label("is_total")).group_by(sets)
+    else:
+        query = base.group_by(t.office, t.category)
+    result = {}
+    for r in conn.execute(query):
+        key = TOTAL if with_total and r.is_total else (r.office or "", r.category or "")
+        result[key] = {k: float(r._mapping[k] or 0) for k in metrics}
+    return result
 
 
 def _open_at(t: Any, moment: dt.datetime) -> tuple[ColumnElement[bool], ...]:
@@ -129,6 +140,9 @@ def _ticket_counts(
     solved_label, *others = rules.lifecycle.resolve_results
     weights = case(*[(t.satisfaction == k, v) for k, v in rules.lifecycle.satisfaction.items()], else_=0.0)
     still_open = and_(t.created_at < hi, not_cancelled, t.resolve_due < hi)
+    hours = hours_between(t.created_at, t.resolved_at)
+    # PostgreSQL computes the median in the same pass; elsewhere _medians does it with a window
+    median = {"median": func.percentile_cont(0.5).within_group(hours)} if conn.dialect.name == "postgresql" else {}
     parts = [
         _grouped(conn, _within(t.created_at, lo, hi), received=func.count()),
         _grouped(
@@ -138,7 +152,9 @@ def _ticket_counts(
             on_time=_count(t.resolved_at <= t.resolve_due),
             solved=_count(t.resolve_result == solved_label),
             explained=_count(t.resolve_result.in_(others or ["-"])),
-            hours_sum=func.sum(hours_between(t.created_at, t.resolved_at)),
+            hours_sum=func.sum(hours),
+            with_total=bool(median),
+            **median,
         ),
         _grouped(conn, and_(_within(t.resolve_due, lo, hi), not_cancelled), due=func.count()),
         _grouped(
@@ -188,7 +204,17 @@ def _event_counts(conn: Connection, lo: dt.datetime, hi: dt.datetime) -> dict[tu
 
 
 def _medians(conn: Connection, lo: dt.datetime, hi: dt.datetime, grouped: bool) -> dict[tuple[str, str], float]:
+    """Median hours to resolve: PostgreSQL's percentile_cont, elsewhere the middle rows of a window (same value)."""
     t = Ticket.__table__.c  # type: ignore[attr-defined]
+    if conn.dialect.name == "postgresql":
+        hours_pg = hours_between(t.created_at, t.resolved_at)
+        median = func.percentile_cont(0.5).within_group(hours_pg)
+        where = and_(_within(t.resolved_at, lo, hi), t.merged_into_id.is_(None))
+        if grouped:
+            rows = conn.execute(select(t.office, t.category, median).where(where).group_by(t.office, t.category))
+            return {(o or "", c or ""): float(m) for o, c, m in rows}
+        value = conn.execute(select(median).where(where)).scalar_one()
+        return {} if value is None else {("", ""): float(value)}
     keys = [t.office, t.category] if grouped else [literal("").label("office"), literal("").label("category")]
     partition = [t.office, t.category] if grouped else []
     hours = hours_between(t.created_at, t.resolved_at)
@@ -254,46 +280,62 @@ def _local_date_sqlite(element: local_date, compiler: Any, **kw: Any) -> str:
     return f"date({compiler.process(column, **kw)}, printf('%+d hours', {compiler.process(offset, **kw)}))"
 
 
-def _per_day(conn: Connection, column: Any, where: ColumnElement[bool], offset: int) -> dict[str, int]:
+def _per_day(
+    conn: Connection, column: Any, where: ColumnElement[bool], offset: int, **extra: Any
+) -> dict[tuple[str, str], dict[str, int]]:
+    """Counts per (category, local day), plus any extra conditional counts."""
+    t = Ticket.__table__.c  # type: ignore[attr-defined]
     day = local_date(column, literal(offset))
-    return {str(d): int(n) for d, n in conn.execute(select(day, func.count()).where(where).group_by(day))}
+    query = select(t.category, day.label("day"), func.count().label("n"), *[v.label(k) for k, v in extra.items()])
+    rows = conn.execute(query.where(where).group_by(t.category, day))
+    return {(r.category, str(r.day)): {k: int(r._mapping[k] or 0) for k in ("n", *extra)} for r in rows}
 
 
 def ledger(conn: Connection, rules: Rules, start: dt.date, end: dt.date) -> list[dict[str, Any]]:
     """动态清零 ledger for the clearance categories: per day open at day end, new, closed, 回潮.
 
-    Four grouped queries per category, whatever the period: open at the start, then new and closed per day
-    (open at a day's end = open at the start + new so far − closed so far; a reopened ticket was never cleared).
+    Five grouped queries whatever the period and the number of categories: open at the start, then new (with 回潮)
+    and closed per category and day. Open at a day's end = open at the start + new so far − closed so far; a
+    reopened ticket was never cleared.
     """
     t = Ticket.__table__.c  # type: ignore[attr-defined]
+    codes = [c for c, cat in rules.categories.items() if cat.clearance]
+    if not codes:
+        return []
     zone = ZoneInfo(rules.timezone)
     lo, hi = period_bounds(start, end, zone)
     # the zone's offset at the period start; the ledger's zones (Asia/Shanghai) keep one offset all year
     offset = int((lo.astimezone(zone).utcoffset() or dt.timedelta()).total_seconds() // 3600)
+    counted = and_(t.category.in_(codes), t.merged_into_id.is_(None), t.state != State.cancelled)
+    opening: dict[str, int] = defaultdict(int)
+    for part in _open_at(t, lo):
+        query = select(t.category, func.count()).where(counted, t.created_at < lo, part).group_by(t.category)
+        for code, n in conn.execute(query):
+            opening[code] += int(n)
+    new = _per_day(
+        conn,
+        t.created_at,
+        and_(counted, _within(t.created_at, lo, hi)),
+        offset,
+        recurrence=_count(t.recurrence.is_(True)),
+    )
+    closed = _per_day(
+        conn, t.resolved_at, and_(counted, t.state.not_in(_REOPENED), _within(t.resolved_at, lo, hi)), offset
+    )
     result = []
-    for code in (c for c, cat in rules.categories.items() if cat.clearance):
-        counted = and_(t.category == code, t.merged_into_id.is_(None), t.state != State.cancelled)
-        cleared = t.state.not_in(_REOPENED)
-        opening = sum(
-            conn.execute(select(func.count()).where(counted, t.created_at < lo, part)).scalar_one()
-            for part in _open_at(t, lo)
-        )
-        new = _per_day(conn, t.created_at, and_(counted, _within(t.created_at, lo, hi)), offset)
-        closed = _per_day(conn, t.resolved_at, and_(counted, cleared, _within(t.resolved_at, lo, hi)), offset)
-        back = _per_day(
-            conn, t.created_at, and_(counted, t.recurrence.is_(True), _within(t.created_at, lo, hi)), offset
-        )
-        days, open_now, day = [], int(opening), start
+    for code in codes:
+        days, open_now, day = [], opening[code], start
         while day <= end:
-            key = day.isoformat()
-            open_now += new.get(key, 0) - closed.get(key, 0)
+            key = (code, day.isoformat())
+            fresh, gone = new.get(key, {}), closed.get(key, {})
+            open_now += fresh.get("n", 0) - gone.get("n", 0)
             days.append(
                 {
-                    "date": key,
+                    "date": key[1],
                     "open": open_now,
-                    "new": new.get(key, 0),
-                    "closed": closed.get(key, 0),
-                    "recurrence": back.get(key, 0),
+                    "new": fresh.get("n", 0),
+                    "closed": gone.get("n", 0),
+                    "recurrence": fresh.get("recurrence", 0),
                 }
             )
             day += dt.timedelta(days=1)
@@ -311,7 +353,10 @@ def daily_report(
     for source in (_ticket_counts(conn, rules, lo, hi), _event_counts(conn, lo, hi)):
         for key, values in source.items():
             merged[key].update(values)
-    medians = _medians(conn, lo, hi, grouped=True)
+    overall_pg = merged.pop(TOTAL, {}).get("median")
+    medians = {key: counts.pop("median") for key, counts in merged.items() if "median" in counts}
+    if conn.dialect.name != "postgresql":
+        medians = _medians(conn, lo, hi, grouped=True)
     rows = []
     totals: dict[str, float] = defaultdict(float)
     for (office_code, category), counts in sorted(merged.items()):
@@ -330,7 +375,12 @@ def daily_report(
                 **_finish(counts, medians.get((office_code, category))),
             }
         )
-    overall = None if office else _medians(conn, lo, hi, grouped=False).get(("", ""))
+    if office:
+        overall = None
+    elif conn.dialect.name == "postgresql":
+        overall = overall_pg
+    else:
+        overall = _medians(conn, lo, hi, grouped=False).get(("", ""))
     return {
         "period": {"start": start.isoformat(), "end": end.isoformat(), "timezone": rules.timezone},
         "generated_at": dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
