@@ -135,6 +135,10 @@ def report(
         finish = dt.date.fromisoformat(end) if end else None
     except ValueError as exc:
         raise _fail(f"日期格式应为 YYYY-MM-DD：{exc}") from exc
+    from service.reports.routes import EARLIEST, LATEST
+
+    if not all(EARLIEST <= d <= LATEST for d in (start, finish or start)) or (finish and finish < start):
+        raise _fail(f"日期须在 {EARLIEST} 至 {LATEST} 之间，且结束日期不早于开始日期")
     if fmt == "xlsx" and out is None:
         raise _fail("xlsx 需要 --out 文件")
     settings = Settings()

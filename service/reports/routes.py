@@ -15,6 +15,7 @@ from service.reports.service import daily_report
 
 router = APIRouter(prefix="/api/v1/reports", tags=["报表"])
 MAX_DAYS = 366
+EARLIEST, LATEST = dt.date(2000, 1, 1), dt.date(2099, 12, 31)
 
 
 def load_report(state: Any, rules: Any, start: dt.date, end: dt.date | None, office: str | None) -> dict[str, Any]:
@@ -45,6 +46,12 @@ def daily_route(
     format: Annotated[Literal["json", "csv", "xlsx"], Query()] = "json",
 ) -> Response:
     """Daily closure-rate report for a date or date range (per office × category, totals, 动态清零 ledger)."""
+    for name, value in (("date", date), ("end", end)):
+        if value is not None and not EARLIEST <= value <= LATEST:
+            raise HTTPException(
+                status.HTTP_422_UNPROCESSABLE_CONTENT,
+                [{"loc": ["query", name], "msg": f"日期须在 {EARLIEST} 至 {LATEST} 之间", "type": "value_error"}],
+            )
     if end is not None and (end < date or (end - date).days >= MAX_DAYS):
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT,

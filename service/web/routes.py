@@ -395,7 +395,7 @@ def reports_page(request: Request, web: WebUser, state: StateDep) -> Response:
         )
     except ValueError:
         return _back("/ui/reports", err="日期格式应为 YYYY-MM-DD")
-    if start > end or (end - start).days > 366:
+    if start > end or (end - start).days > 366 or start.year < 2000 or end.year > 2099:
         return _back("/ui/reports", err="开始日期须不晚于结束日期，且跨度不超过一年")
     office = user.office if user.role == Role.office else None
     report = load_report(state, state.rules, start, end, office)

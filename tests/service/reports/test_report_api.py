@@ -37,6 +37,8 @@ def test_report_formats_and_roles(client: TestClient, state: AppState) -> None:
     bad = client.get("/api/v1/reports/daily", params={"date": today, "end": "2000-01-01"}, headers=viewer)
     assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["query", "end"]
     assert client.get("/api/v1/reports/daily", params={"date": "2026-02-30"}, headers=viewer).status_code == 422
+    ancient = client.get("/api/v1/reports/daily", params={"date": "0001-01-01"}, headers=viewer)
+    assert ancient.status_code == 422 and ancient.json()["detail"][0]["loc"] == ["query", "date"]
     assert client.get("/api/v1/reports/daily", params={"date": today}).status_code == 401
 
 
