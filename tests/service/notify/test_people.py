@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from sqlmodel import Session, select
@@ -18,23 +16,7 @@ from service.notify.people import deliver_alerts
 from service.state import AppState
 from service.tickets.models import TicketCreate
 from service.tickets.service import intake
-
-
-def _robot(received: list[dict[str, Any]]) -> ThreadingHTTPServer:
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            self.send_response(200)
-            self.send_header("Content-Length", "2")
-            self.end_headers()
-            self.wfile.write(b"{}")
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
+from tests.service.notify.receiver import robot as start_robot
 
 
 def test_alerts_reach_office_and_dispatcher_robots(state: AppState, classifier: Classifier, rules: Rules) -> None:
@@ -56,7 +38,7 @@ def test_alerts_reach_office_and_dispatcher_robots(state: AppState, classifier: 
             now=start,
         )
     received: list[dict[str, Any]] = []
-    robot = _robot(received)
+    robot = start_robot(received)
     url = f"http://127.0.0.1:{robot.server_address[1]}/cgi-bin/webhook/send"
     later = start + dt.timedelta(days=2)
     sweep(state.engine, rules, now=later)

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -17,6 +14,7 @@ from service.reports.models import ReportSnapshot
 from service.reports.push import push_yesterday
 from service.state import AppState
 from tests.conftest import auth, payload, post_ticket, token_for
+from tests.service.notify.receiver import robot as start_robot
 
 
 def test_report_formats_and_roles(client: TestClient, state: AppState) -> None:
@@ -42,27 +40,11 @@ def test_report_formats_and_roles(client: TestClient, state: AppState) -> None:
     assert client.get("/api/v1/reports/daily", params={"date": today}).status_code == 401
 
 
-def _robot(received: list[dict[str, Any]]) -> ThreadingHTTPServer:
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            self.send_response(200)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
-
-
 def test_daily_push_stores_a_snapshot_that_later_reads_return(client: TestClient, state: AppState) -> None:
     yesterday_ticket = dt.datetime.now(dt.UTC) - dt.timedelta(days=1)
     post_ticket(client, payload(received_at=yesterday_ticket.isoformat()))
     received: list[dict[str, Any]] = []
-    robot = _robot(received)
+    robot = start_robot(received)
     hooks = {"leaders": [f"http://127.0.0.1:{robot.server_address[1]}/send"]}
     now = dt.datetime.now(dt.UTC) + dt.timedelta(days=1)
     first = push_yesterday(state.engine, state.rules, hooks, now=now)
