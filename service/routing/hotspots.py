@@ -11,6 +11,8 @@ from classifier.config import Rules
 from classifier.normalize import normalize_text
 from service.tickets.models import OPEN_STATES, State, Ticket
 
+_MAX_CANDIDATES = 50
+
 
 def bigrams(text: str) -> set[str]:
     norm = normalize_text(text).replace(" ", "")
@@ -36,9 +38,13 @@ def find_duplicate(session: Session, ticket: Ticket, rules: Rules, now: dt.datet
         return None
     since = now - dt.timedelta(hours=rules.duplicates.window_hours)
     candidates = session.exec(
-        select(Ticket).where(
+        select(Ticket)
+        .where(
             _same_place(ticket), col(Ticket.created_at) >= since, col(Ticket.state).in_([str(s) for s in OPEN_STATES])
         )
+        # a busy building must not make every intake slower: compare with the most recent ones only
+        .order_by(col(Ticket.id).desc())
+        .limit(_MAX_CANDIDATES)
     ).all()
     scored = [(other, similarity(ticket.content, other.content)) for other in candidates if other.id != ticket.id]
     best = max(scored, key=lambda pair: pair[1], default=None)
