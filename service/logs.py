@@ -33,3 +33,5 @@ def configure(level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # a line per scheduled run every few seconds drowns what matters; failures still log at WARNING and above
+    logging.getLogger("apscheduler").setLevel(max(logging.WARNING, root.level))
