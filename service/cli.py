@@ -124,9 +124,9 @@ def report(
     import json
     import sys
 
-    from service.db import make_engine
+    from service.db import make_engine, upgrade
     from service.reports.export import to_csv, to_xlsx
-    from service.reports.routes import load_report
+    from service.reports.service import load_report
 
     if fmt not in ("json", "csv", "xlsx"):
         raise _fail("--format 只能是 json、csv 或 xlsx")
@@ -143,8 +143,9 @@ def report(
         raise _fail("xlsx 需要 --out 文件")
     settings = Settings()
     rules = load_rules(settings.rules)
+    upgrade(settings.database_url)
     engine = make_engine(settings.database_url)
-    data = load_report(_EngineOnly(engine), rules, start, finish, None)
+    data = load_report(engine, rules, start, finish, None)
     payload = (
         json.dumps(data, ensure_ascii=False, indent=2).encode()
         if fmt == "json"
@@ -157,13 +158,6 @@ def report(
     else:
         out.write_bytes(payload)
         typer.echo(f"报表已写入 {out}")
-
-
-class _EngineOnly:
-    """What load_report needs of the app state: the engine."""
-
-    def __init__(self, engine: object) -> None:
-        self.engine = engine
 
 
 @db_app.command("upgrade")

@@ -3,32 +3,18 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Response, status
 
 from service.auth.models import Role
 from service.deps import CurrentUser, RulesDep, StateDep
 from service.reports.export import to_csv, to_xlsx
-from service.reports.models import ReportSnapshot
-from service.reports.service import daily_report
+from service.reports.service import load_report
 
 router = APIRouter(prefix="/api/v1/reports", tags=["报表"])
 MAX_DAYS = 366
 EARLIEST, LATEST = dt.date(2000, 1, 1), dt.date(2099, 12, 31)
-
-
-def load_report(state: Any, rules: Any, start: dt.date, end: dt.date | None, office: str | None) -> dict[str, Any]:
-    """A stored snapshot for a whole-street single day when there is one, else computed now."""
-    if (end is None or end == start) and office is None:
-        from sqlmodel import Session, select
-
-        with Session(state.engine) as session:
-            stored = session.exec(select(ReportSnapshot).where(ReportSnapshot.day == start)).first()
-            if stored is not None:
-                return dict(stored.report)
-    with state.engine.connect() as conn:
-        return daily_report(conn, rules, start, end, office=office)
 
 
 @router.get(
@@ -64,7 +50,7 @@ def daily_route(
             ],
         )
     office = user.office if user.role == Role.office else None
-    report = load_report(state, rules, date, end, office)
+    report = load_report(state.engine, rules, date, end, office)
     name = f"hotline-report-{date}{'_' + str(end) if end else ''}"
     if format == "csv":
         return Response(

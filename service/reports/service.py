@@ -12,11 +12,13 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Float, and_, case, func, literal, select, tuple_
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import ColumnElement, FunctionElement
+from sqlmodel import Session, col
 
 from classifier.config import Rules
+from service.reports.models import ReportSnapshot
 from service.tickets.models import State, Ticket, TicketEvent
 
 COUNTS = (
@@ -388,3 +390,16 @@ def daily_report(
         "totals": _finish(totals, overall),
         "ledger": ledger(conn, rules, start, end),
     }
+
+
+def load_report(
+    engine: Engine, rules: Rules, start: dt.date, end: dt.date | None, office: str | None
+) -> dict[str, Any]:
+    """A stored snapshot for a whole-street single day when there is one, else computed now."""
+    if (end is None or end == start) and office is None:
+        with Session(engine) as session:
+            stored = session.scalars(select(ReportSnapshot).where(col(ReportSnapshot.day) == start)).first()
+            if stored is not None:
+                return dict(stored.report)
+    with engine.connect() as conn:
+        return daily_report(conn, rules, start, end, office=office)

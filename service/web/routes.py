@@ -384,7 +384,7 @@ def _trend(ledger: list[dict[str, Any]], width: int = 560, height: int = 160) ->
 
 @router.get("/reports", response_class=HTMLResponse)
 def reports_page(request: Request, web: WebUser, state: StateDep) -> Response:
-    from service.reports.routes import load_report
+    from service.reports.service import load_report
 
     user, sess = web
     today = dt.datetime.now(_zone(state)).date()
@@ -398,7 +398,7 @@ def reports_page(request: Request, web: WebUser, state: StateDep) -> Response:
     if start > end or (end - start).days > 366 or start.year < 2000 or end.year > 2099:
         return _back("/ui/reports", err="开始日期须不晚于结束日期，且跨度不超过一年")
     office = user.office if user.role == Role.office else None
-    report = load_report(state, state.rules, start, end, office)
+    report = load_report(state.engine, state.rules, start, end, office)
     return _page(
         request,
         "reports.html",
