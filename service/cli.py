@@ -92,7 +92,7 @@ def sweep(
     """Run the deadline sweep (and deliveries) once, by hand."""
     import datetime as dt
 
-    from service.db import make_engine
+    from service.db import make_engine, upgrade
     from service.deadlines.sweep import sweep as run
     from service.notify.people import deliver_alerts
     from service.notify.service import deliver_due
@@ -103,6 +103,7 @@ def sweep(
     now = dt.datetime.fromisoformat(at) if at else dt.datetime.now(dt.UTC)
     if now.tzinfo is None:
         raise _fail("--at 必须带时区，例如 2026-10-08T09:00:00+08:00")
+    upgrade(settings.database_url)
     engine = make_engine(settings.database_url)
     done = run(engine, rules, now=now)
     typer.echo("巡检：" + "，".join(f"{k} {v}" for k, v in sorted(done.items())) if done else "巡检：无未办结工单")
