@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import psycopg
@@ -206,7 +207,7 @@ def measure(name: str, url: str, rules: Any) -> None:
     # the latest full month and a day in it: what leaders read (older periods come from the stored snapshots)
     day = dt.date(2026, 9, 15)
     month = (dt.date(2026, 9, 1), dt.date(2026, 9, 30))
-    lo, hi = period_bounds(*month, __import__("zoneinfo").ZoneInfo(rules.timezone))
+    lo, hi = period_bounds(*month, ZoneInfo(rules.timezone))
     floor_query = (
         select(Ticket.office, Ticket.category, func.count())
         .where(Ticket.created_at >= lo, Ticket.created_at < hi)

@@ -105,10 +105,6 @@ class Classifier:
             for n, row in zip(normalized, matrix, strict=True)
         ]
 
-    def rules_only(self, text: str) -> str:
-        """What the keyword rules alone would choose (the fallback category when none match)."""
-        return self._matcher.choose(normalize_text(text, self._boilerplate), self.rules.classifier.fallback_category)
-
     def _combine(self, normalized: str, probs: dict[str, float]) -> Decision:
         settings = self.rules.classifier
         match = self._matcher.match(normalized)

@@ -46,6 +46,19 @@ def robot_body(url: str, title: str, text: str) -> dict[str, object]:
     return {"msgtype": "markdown", "markdown": {"content": text}}
 
 
+def post_markdown(http: httpx.Client, urls: list[str], title: str, text: str) -> list[str]:
+    """Send one markdown message to each group robot; the reasons of those that failed (empty when all took it)."""
+    errors = []
+    for url in urls:
+        try:
+            response = http.post(url, json=robot_body(url, title, text))
+            if response.status_code >= 300:
+                errors.append(f"HTTP {response.status_code}")
+        except httpx.HTTPError as exc:
+            errors.append(type(exc).__name__)
+    return errors
+
+
 def deliver_alerts(
     engine: Engine,
     rules: Rules,
@@ -75,14 +88,7 @@ def deliver_alerts(
                     session.add(alert)
                     continue
                 title, text = markdown(alert, ticket, rules)
-                errors = []
-                for url in targets:
-                    try:
-                        r = http.post(url, json=robot_body(url, title, text))
-                        if r.status_code >= 300:
-                            errors.append(f"HTTP {r.status_code}")
-                    except httpx.HTTPError as exc:
-                        errors.append(type(exc).__name__)
+                errors = post_markdown(http, targets, title, text)
                 alert.attempts += 1
                 if not errors:
                     alert.state = "sent"

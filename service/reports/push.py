@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from classifier.config import Rules
-from service.notify.people import robot_body
+from service.notify.people import post_markdown
 from service.reports.models import ReportSnapshot
 from service.reports.service import daily_report
 
@@ -78,14 +78,8 @@ def push_yesterday(
     targets = [*webhooks.get("leaders", []), *webhooks.get("dispatcher", [])]
     text = markdown(stored.report)
     http = client or httpx.Client(timeout=10)
-    ok = True
     try:
-        for url in targets:
-            try:
-                response = http.post(url, json=robot_body(url, f"12345 工单日报 {day}", text))
-                ok = ok and response.status_code < 300
-            except httpx.HTTPError:
-                ok = False
+        ok = not post_markdown(http, targets, f"12345 工单日报 {day}", text)
     finally:
         if client is None:
             http.close()
