@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
+from dataclasses import fields as dataclass_fields
 from typing import Any, Literal
 
 from classifier.artifact import LoadedModel, ModelError
@@ -43,7 +44,14 @@ class Decision:
     probabilities: dict[str, float] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        # by hand: dataclasses.asdict deep-copies every value, which costs more than the decision itself
+        fields = {f.name: getattr(self, f.name) for f in dataclass_fields(self)}
+        fields["alternatives"] = [{"category": a.category, "name": a.name, "score": a.score} for a in self.alternatives]
+        fields["matched_keywords"] = {k: list(v) for k, v in self.matched_keywords.items()}
+        fields["review_reasons"] = list(self.review_reasons)
+        fields["urgent_keywords"] = list(self.urgent_keywords)
+        fields["probabilities"] = dict(self.probabilities)
+        return fields
 
 
 def _softmax_boost(probs: dict[str, float], scores: dict[str, float], boost: float) -> dict[str, float]:

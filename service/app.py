@@ -11,12 +11,12 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import InterfaceError, InternalError, OperationalError
 
 from classifier.artifact import load_model
 from classifier.config import Rules, load_rules
 from classifier.decision import Classifier
-from service.db import make_engine
+from service.db import STORAGE_MESSAGES, StorageProblem, make_engine, storage_problem
 from service.deadlines.service import DeadlinePolicy
 from service.intake import open311
 from service.intake import routes as intake_routes
@@ -63,7 +63,8 @@ _COMMON_RESPONSES: dict[int | str, dict[str, Any]] = {
     409: {"model": ErrorBody, "description": "状态冲突"},
     413: {"model": ErrorBody, "description": "请求体过大"},
     429: {"model": ErrorBody, "description": "认证失败过多，稍后再试"},
-    503: {"model": ErrorBody, "description": "数据库暂时不可用（带 Retry-After）"},
+    503: {"model": ErrorBody, "description": "数据库暂时不可用或只读（带 Retry-After）"},
+    507: {"model": ErrorBody, "description": "数据库所在磁盘已满（带 Retry-After）"},
 }
 
 
@@ -92,12 +93,20 @@ def create_app(settings: Settings | None = None, state: AppState | None = None) 
 
     @app.exception_handler(OperationalError)
     @app.exception_handler(InterfaceError)
+    @app.exception_handler(InternalError)
     async def database_unavailable(request: Request, exc: Exception) -> JSONResponse:
-        # nothing was committed: the caller retries later and loses nothing
-        log.error("database_unavailable", extra={"path": request.url.path, "error": type(exc).__name__})
+        # nothing was committed: the caller retries later and loses nothing. A read-only database or a full disk
+        # is said so (an administrator must act; reads still work), distinct from "temporarily unavailable".
+        problem = storage_problem(exc)
+        if problem is None and isinstance(exc, InternalError):
+            raise exc  # not a storage problem: a genuine server error
+        log.error(
+            "database_unavailable",
+            extra={"path": request.url.path, "error": type(exc).__name__, "problem": problem or "unreachable"},
+        )
         return JSONResponse(
-            {"detail": "数据库暂时不可用，请稍后重试"},
-            status_code=503,
+            {"detail": STORAGE_MESSAGES[problem] if problem else "数据库暂时不可用，请稍后重试"},
+            status_code=507 if problem is StorageProblem.disk_full else 503,
             headers={"Retry-After": str(state.settings.retry_after_seconds)},
         )
 

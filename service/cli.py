@@ -41,16 +41,19 @@ def serve(
 
     from service import logs
     from service.app import build_state, create_app
-    from service.db import upgrade
+    from service.db import DatabaseUnusableError, ensure_usable
 
     settings = Settings()
     logs.configure(settings.log_level)
+    # fail here, once, with one clear line, before binding the port: unsafe settings, a database that cannot be
+    # opened, migrated or written (read-only file, full disk; a `?mode=ro` SQLite URL is a deliberate exception),
+    # bad rules, a missing model
     try:
-        state = build_state(settings)  # fail here, clearly, before binding the port
-    except (RulesError, ModelError, UnsafeSettingsError) as exc:
+        settings.check_safe()
+        ensure_usable(settings.database_url, migrate=migrate)
+        state = build_state(settings)
+    except (RulesError, ModelError, UnsafeSettingsError, DatabaseUnusableError) as exc:
         raise _fail(str(exc)) from exc
-    if migrate:
-        upgrade(settings.database_url)
     # several workers each import service.asgi and load their own state; the jobs then run once, here
     target = create_app(state=state) if workers == 1 else "service.asgi:app"
     if workers > 1 and settings.scheduler:
@@ -257,8 +260,9 @@ def demo(
     from service.auth.models import User
     from service.auth.service import create_user
     from service.deadlines.service import DeadlinePolicy
+    from service.tickets.intake import intake
     from service.tickets.models import TicketCreate
-    from service.tickets.service import get_by_external_id, intake
+    from service.tickets.service import get_by_external_id
 
     session, settings = _session()
     rules = load_rules(settings.rules)

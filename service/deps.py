@@ -18,7 +18,8 @@ from service.settings import Settings
 from service.state import AppState
 
 
-def get_state(request: Request) -> AppState:
+# Trivial dependencies are async so FastAPI does not hop to the thread pool for each of them on every request.
+async def get_state(request: Request) -> AppState:
     state: AppState = request.app.state.hotline
     return state
 
@@ -26,7 +27,7 @@ def get_state(request: Request) -> AppState:
 StateDep = Annotated[AppState, Depends(get_state)]
 
 
-def get_settings_dep(state: StateDep) -> Settings:
+async def get_settings_dep(state: StateDep) -> Settings:
     return state.settings
 
 
@@ -35,15 +36,15 @@ def get_session(state: StateDep) -> Iterator[Session]:
         yield session
 
 
-def get_classifier(state: StateDep) -> Classifier:
+async def get_classifier(state: StateDep) -> Classifier:
     return state.classifier
 
 
-def get_rules(state: StateDep) -> Rules:
+async def get_rules(state: StateDep) -> Rules:
     return state.rules
 
 
-def get_policy(state: StateDep) -> DeadlinePolicy:
+async def get_policy(state: StateDep) -> DeadlinePolicy:
     return state.policy
 
 

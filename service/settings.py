@@ -18,7 +18,9 @@ class UnsafeSettingsError(RuntimeError):
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="HOTLINE_", env_file=None, extra="ignore")
+    # env_ignore_empty: an empty variable means "not set". Compose, systemd and Kubernetes pass optional settings as
+    # empty strings (`${HOTLINE_NOTIFY_WEBHOOKS:-}`), which would otherwise fail to parse as JSON / int / bool.
+    model_config = SettingsConfigDict(env_prefix="HOTLINE_", env_file=None, extra="ignore", env_ignore_empty=True)
 
     database_url: str = "sqlite:///var/hotline.db"
     webhook_secret: SecretStr = SecretStr(DEMO_SECRET)
@@ -27,6 +29,10 @@ class Settings(BaseSettings):
     model: Path = Path("models/street")
     max_body_bytes: int = Field(default=256 * 1024, gt=0)
     signature_tolerance_seconds: int = Field(default=300, gt=0)
+    # the most webhook deliveries stored in one transaction (group commit under load)
+    intake_batch_max: int = Field(default=64, ge=1, le=1000)
+    # concurrent intake transactions per process on PostgreSQL (SQLite always uses one)
+    intake_writers: int = Field(default=2, ge=1, le=16)
     callback_url: str | None = None
     log_level: str = "INFO"
     db_pool_size: int = Field(default=10, gt=0)

@@ -14,6 +14,7 @@ from sqlalchemy.engine import Engine
 from classifier.config import Rules
 from classifier.decision import Classifier
 from service.deadlines.service import DeadlinePolicy
+from service.intake.batcher import IntakeBatcher
 from service.ops.metrics import Metrics
 from service.settings import Settings
 
@@ -53,3 +54,19 @@ class AppState:
     throttle: Throttle = field(default_factory=Throttle)
     # "now" for intake and actions: the wall clock, or a simulated one (replays, drills)
     clock: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.UTC))
+    _batcher: IntakeBatcher | None = None
+
+    @property
+    def intake(self) -> IntakeBatcher:
+        """The webhook's group-commit writer, made on first use (after tests have swapped the clock or model)."""
+        if self._batcher is None:
+            self._batcher = IntakeBatcher(
+                engine=self.engine,
+                classifier=self.classifier,
+                policy=self.policy,
+                rules=self.rules,
+                clock=lambda: self.clock(),
+                max_batch=self.settings.intake_batch_max,
+                writers=1 if self.engine.dialect.name == "sqlite" else self.settings.intake_writers,
+            )
+        return self._batcher

@@ -13,8 +13,8 @@ from service.auth.models import Role
 from service.auth.service import user_for_token
 from service.deps import ClassifierDep, PolicyDep, RulesDep, SessionDep
 from service.errors import ConflictError
+from service.tickets.intake import intake
 from service.tickets.models import OPEN_STATES, State, Ticket, TicketCreate
-from service.tickets.service import intake
 
 router = APIRouter(prefix="/open311/v2", tags=["Open311"])
 

@@ -8,11 +8,10 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, HTTPException, Request, Response, status
 from pydantic import ValidationError
 
-from service.deps import ClassifierDep, PolicyDep, RulesDep, SessionDep, SettingsDep, StateDep
+from service.deps import SettingsDep, StateDep
 from service.errors import ConflictError
 from service.intake.signature import SignatureError, verify
-from service.tickets.models import IntakeResponse, Ticket, TicketCreate
-from service.tickets.service import intake
+from service.tickets.models import IntakeResponse, TicketCreate
 
 router = APIRouter(prefix="/api/v1/hotline", tags=["热线推送"])
 
@@ -66,44 +65,37 @@ def _parse(body: bytes) -> TicketCreate:
         413: {"description": "请求体过大"},
     },
 )
-def receive_ticket(
+async def receive_ticket(
     body: RawBody,
     response: Response,
-    session: SessionDep,
-    settings: SettingsDep,
-    classifier: ClassifierDep,
-    rules: RulesDep,
-    policy: PolicyDep,
     state: StateDep,
     x_hotline_timestamp: Annotated[str | None, Header()] = None,
     x_hotline_signature: Annotated[str | None, Header()] = None,
-) -> Ticket:
+) -> IntakeResponse:
     """Receive a signed work order from the hotline system (idempotent on external_id)."""
     started = time.perf_counter()
     try:
         verify(
-            secret=settings.webhook_secret.get_secret_value(),
+            secret=state.settings.webhook_secret.get_secret_value(),
             timestamp=x_hotline_timestamp,
             signature=x_hotline_signature,
             body=body,
-            tolerance=settings.signature_tolerance_seconds,
+            tolerance=state.settings.signature_tolerance_seconds,
         )
     except SignatureError as exc:
         state.metrics.intake.labels("unauthorized").inc()
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, str(exc)) from exc
     payload = _parse(body)
-    try:
-        ticket, created = intake(
-            session=session, payload=payload, classifier=classifier, policy=policy, rules=rules, now=state.clock()
-        )
-    except ConflictError as exc:
+    outcome = await state.intake.submit(payload)
+    if isinstance(outcome, ConflictError):
         state.metrics.intake.labels("conflict").inc()
-        raise HTTPException(status.HTTP_409_CONFLICT, exc.message) from exc
-    if not created:
+        raise HTTPException(status.HTTP_409_CONFLICT, outcome.message)
+    ticket = outcome.ticket
+    if not outcome.created:
         response.status_code = status.HTTP_200_OK
-    outcome = "review" if ticket.needs_review else "auto"
-    state.metrics.intake.labels("created" if created else "duplicate").inc()
-    if created:
-        state.metrics.classification.labels(ticket.category or "", outcome).inc()
+    state.metrics.intake.labels("created" if outcome.created else "duplicate").inc()
+    if outcome.created:
+        outcome_label = "review" if ticket.needs_review else "auto"
+        state.metrics.classification.labels(ticket.category or "", outcome_label).inc()
     state.metrics.intake_latency.observe(time.perf_counter() - started)
     return ticket

@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
+from service.db import STORAGE_MESSAGES, probe_writes
 from service.deps import StateDep
 
 router = APIRouter(tags=["运维"])
@@ -23,12 +24,18 @@ def healthz() -> dict[str, str]:
 
 @router.get("/readyz")
 def readyz(state: StateDep) -> JSONResponse:
-    """Readiness: database reachable, model loaded; calendar coverage reported."""
+    """Readiness: database reachable and writable, model loaded; calendar coverage reported."""
     checks: dict[str, Any] = {}
     try:
         with state.engine.connect() as conn:
             conn.execute(text("SELECT 1"))
-        checks["database"] = {"ok": True}
+        # reachable is not enough: a read-only database or a full disk cannot take tickets (reads still work)
+        problem = probe_writes(state.engine)
+        checks["database"] = (
+            {"ok": True, "writable": True}
+            if problem is None
+            else {"ok": False, "writable": False, "problem": str(problem), "error": STORAGE_MESSAGES[problem]}
+        )
     except Exception as exc:
         checks["database"] = {"ok": False, "error": type(exc).__name__}
     checks["model"] = {"ok": state.classifier is not None, "version": state.classifier.version}

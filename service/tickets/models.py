@@ -5,9 +5,10 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import re
+import unicodedata
 from typing import Any
 
-from pydantic import field_validator
+from pydantic import ValidationInfo, field_validator
 from sqlalchemy import JSON, Column, Index, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
@@ -57,12 +58,35 @@ KINDS = ("咨询", "求助", "投诉", "建议")
 
 
 _EXTERNAL_ID = re.compile(r"[A-Za-z0-9_.:\-]{1,64}")
+_PHONE = re.compile(r"\+?[0-9]+")
+# a work order from before the hotline existed or after this century is a corrupt timestamp, not a date to store
+# (and 0001-01-01+08:00 or 9999-12-31-08:00 cannot even be converted to UTC: OverflowError)
+_EARLIEST = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+_LATEST = dt.datetime(2100, 1, 1, tzinfo=dt.UTC)
+_FIELD_LABELS = {"title": "标题", "content": "工单内容", "address": "地址", "caller_name": "来电人姓名"}
 
 
 def _utc(value: dt.datetime) -> dt.datetime:
     if value.tzinfo is None:
         raise ValueError("时间必须带时区，例如 2026-11-22T09:30:00+08:00")
-    return value.astimezone(dt.UTC)
+    try:
+        utc = value.astimezone(dt.UTC)
+    except OverflowError:
+        utc = None
+    if utc is None or not _EARLIEST <= utc < _LATEST:
+        raise ValueError("时间超出合理范围（2000–2099 年）")
+    return utc
+
+
+def _bad_char(value: str) -> str | None:
+    """The first character a stored text must not contain: control characters other than newline, carriage return
+    and tab (C0, DEL, C1 — NUL is refused by PostgreSQL TEXT outright) and lone surrogates."""
+    for ch in value:
+        if ch in "\n\r\t":
+            continue
+        if unicodedata.category(ch) in ("Cc", "Cs"):
+            return ch
+    return None
 
 
 class TicketBase(SQLModel):
@@ -80,7 +104,12 @@ class TicketBase(SQLModel):
 
 
 class TicketCreate(TicketBase):
-    """What the hotline system sends (DESIGN §6); unknown fields are refused."""
+    """What the hotline system sends (DESIGN §6); unknown fields are refused.
+
+    Normalisation (what is stored differs from what was sent only in this): times are converted to UTC; title,
+    content, address and caller_name lose leading and trailing whitespace; caller_phone is NFKC-normalised
+    (full-width digits, ＋ and － become ASCII) and loses spaces and hyphens.
+    """
 
     model_config = {"extra": "forbid"}
 
@@ -120,17 +149,24 @@ class TicketCreate(TicketBase):
     @field_validator("caller_phone")
     @classmethod
     def _phone(cls, value: str) -> str:
-        stripped = value.replace(" ", "").replace("-", "")
-        if stripped and not stripped.lstrip("+").isdigit():
-            raise ValueError("来电号码只能包含数字、空格、+ 和 -")
+        # str.isdigit() also accepts ¹, ١ and other non-ASCII digits: only 0-9 may reach the masking and the dialler
+        stripped = unicodedata.normalize("NFKC", value).replace(" ", "").replace("-", "")
+        if stripped and not _PHONE.fullmatch(stripped):
+            raise ValueError("来电号码只能包含数字 0-9、空格、开头的 + 和 -")
         return stripped
 
     @field_validator("content", "title", "address", "caller_name")
     @classmethod
-    def _no_control_chars(cls, value: str) -> str:
-        if any(ord(ch) < 32 and ch not in "\n\r\t" for ch in value) or "\x00" in value:
-            raise ValueError("不能包含控制字符")
-        return value.strip()
+    def _no_control_chars(cls, value: str, info: ValidationInfo) -> str:
+        label = _FIELD_LABELS.get(info.field_name or "", info.field_name)
+        bad = _bad_char(value)
+        if bad is not None:
+            raise ValueError(f"{label}不能包含控制字符（U+{ord(bad):04X}）")
+        value = value.strip()
+        if info.field_name == "content" and not value:
+            # min_length=1 is checked before stripping: "   " would otherwise be stored as an empty work order
+            raise ValueError("工单内容不能为空")
+        return value
 
 
 class Ticket(TicketBase, table=True):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -14,8 +13,6 @@ from sqlalchemy.orm.exc import StaleDataError
 from sqlmodel import Session, col, select
 
 from classifier.config import Rules
-from classifier.decision import Classifier, Decision
-from classifier.pipeline import TITLE_SEPARATOR
 from service.auth.models import Role, User
 from service.deadlines.service import DeadlinePolicy
 from service.errors import (
@@ -25,12 +22,8 @@ from service.errors import (
     InvalidInputError,
     NotFoundError,
 )
-from service.notify.models import Alert
 from service.notify.service import enqueue
-from service.routing.address import building_key
-from service.routing.hotspots import find_duplicate, is_recurrence, recent_count
-from service.routing.service import Route, fallback_route, route
-from service.tickets.models import OPEN_STATES, State, Ticket, TicketCreate, TicketEvent
+from service.tickets.models import OPEN_STATES, State, Ticket, TicketEvent
 from service.tickets.statemachine import SYSTEM, TRANSITIONS, refusal
 
 log = logging.getLogger(__name__)
@@ -53,11 +46,6 @@ SYSTEM_ACTOR = Actor(name="system", role=SYSTEM)
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
-
-
-def content_hash(payload: TicketCreate) -> str:
-    canonical = payload.model_dump_json(exclude_none=False).encode()
-    return hashlib.sha256(canonical).hexdigest()
 
 
 def _event(
@@ -91,140 +79,6 @@ def _event(
 
 def get_by_external_id(*, session: Session, external_id: str) -> Ticket | None:
     return session.exec(select(Ticket).where(Ticket.external_id == external_id)).first()
-
-
-def _existing_or_conflict(existing: Ticket, digest: str) -> tuple[Ticket, bool]:
-    if existing.content_hash != digest:
-        raise ConflictError(f"工单编号 {existing.external_id} 已存在且内容不同（重复推送必须与首次内容一致）")
-    return existing, False
-
-
-def _classify(classifier: Classifier, payload: TicketCreate) -> tuple[Decision | None, str | None]:
-    try:
-        return classifier.decide(
-            f"{payload.title}{TITLE_SEPARATOR}{payload.content}" if payload.title else payload.content
-        ), None
-    except Exception as exc:  # any classifier failure must still store the ticket, for a person to route
-        log.exception("classification_failed", extra={"external_id": payload.external_id})
-        return None, f"{type(exc).__name__}: {exc}"[:500]
-
-
-def _apply_decision(ticket: Ticket, decision: Decision | None, error: str | None, where: Route) -> None:
-    ticket.category = where.category
-    ticket.office = where.office
-    ticket.grid = where.grid
-    ticket.is_urgent = where.urgent
-    if decision is None:
-        ticket.needs_review = True
-        ticket.review_reasons = ["自动分类失败，需人工派单"]
-        ticket.classification_error = error
-        return
-    ticket.confidence = decision.confidence
-    ticket.needs_review = decision.needs_review
-    ticket.review_reasons = list(decision.review_reasons)
-    ticket.classification = decision.as_dict()
-
-
-def _mark_place(session: Session, ticket: Ticket, rules: Rules, now: dt.datetime) -> None:
-    """Building, suspected duplicate, 回潮 and hotspot, before the ticket joins the session."""
-    ticket.building_key = building_key(ticket.address)
-    duplicate = find_duplicate(session, ticket, rules, now)
-    if duplicate is not None:
-        other, score = duplicate
-        ticket.duplicate_of_id = other.id
-        ticket.needs_review = True
-        ticket.review_reasons = [*ticket.review_reasons, f"疑似重复：与工单 #{other.id} 相似度 {score:.2f}"]
-    ticket.recurrence = is_recurrence(session, ticket, rules, now)
-    count = recent_count(session, ticket, rules, now) + 1
-    if ticket.recurrence or count >= rules.hotspots.min_tickets:
-        ticket.hotspot = True
-        ticket.hotspot_reason = (
-            f"回潮：{rules.hotspots.recurrence_days} 天内同楼栋同类工单已办结后再次出现"
-            if ticket.recurrence
-            else f"{rules.hotspots.window_days} 天内同楼栋同类工单 {count} 件"
-        )
-
-
-def intake(
-    *,
-    session: Session,
-    payload: TicketCreate,
-    classifier: Classifier,
-    policy: DeadlinePolicy,
-    rules: Rules,
-    source: str = "hotline",
-    now: dt.datetime | None = None,
-) -> tuple[Ticket, bool]:
-    """Store, classify, route and set deadlines in one transaction; (ticket, created). Idempotent on external_id."""
-    digest = content_hash(payload)
-    existing = get_by_external_id(session=session, external_id=payload.external_id)
-    if existing is not None:
-        return _existing_or_conflict(existing, digest)
-    now = now or utcnow()
-    decision, error = _classify(classifier, payload)
-    if decision is not None:
-        where = route(decision=decision, address=payload.address, upstream_urgency=payload.urgency, rules=rules)
-    else:
-        where = fallback_route(address=payload.address, upstream_urgency=payload.urgency, rules=rules)
-    ticket = Ticket(**payload.model_dump(), source=source, content_hash=digest, created_at=now, updated_at=now)
-    _apply_decision(ticket, decision, error, where)
-    clocks = policy.initial(
-        start=now, category=ticket.category, kind=payload.kind, urgent=ticket.is_urgent, upstream=payload.deadline
-    )
-    ticket.first_contact_due = clocks.first_contact_due
-    ticket.resolve_due = clocks.resolve_due
-    ticket.calendar_estimated = bool(clocks.uncovered_years)
-    ticket.contact_basis = clocks.contact_basis
-    ticket.resolve_basis = clocks.resolve_basis
-    ticket.resolve_clock_start = now
-    _mark_place(session, ticket, rules, now)
-    ticket.state = State.pending_review if ticket.needs_review else State.dispatched
-    if ticket.state == State.dispatched:
-        ticket.dispatched_at = now
-    session.add(ticket)
-    try:
-        session.flush()
-        if ticket.hotspot:
-            assert ticket.id is not None
-            session.add(
-                Alert(
-                    ticket_id=ticket.id,
-                    clock="intake",
-                    kind="hotspot",
-                    office=ticket.office,
-                    created_at=now,
-                    next_attempt_at=now,
-                )
-            )
-        actor = Actor(name=source, role=SYSTEM)
-        session.add(_event(ticket, actor, "receive", None, State.received, now))
-        session.add(
-            _event(
-                ticket,
-                SYSTEM_ACTOR,
-                "classify",
-                State.received,
-                ticket.state,
-                now,
-                note="；".join(ticket.review_reasons) or None,
-                data={
-                    "category": ticket.category,
-                    "office": ticket.office,
-                    "confidence": ticket.confidence,
-                    "calendar_estimated": ticket.calendar_estimated,
-                },
-            )
-        )
-        session.commit()
-    except IntegrityError:
-        # a concurrent delivery of the same external_id won the race: answer with its ticket
-        session.rollback()
-        winner = get_by_external_id(session=session, external_id=payload.external_id)
-        if winner is None:
-            raise
-        return _existing_or_conflict(winner, digest)
-    log.info("ticket_received", extra={"ticket_id": ticket.id, "state": ticket.state, "category": ticket.category})
-    return ticket, True
 
 
 # Queries -----------------------------------------------------------------------------------------------------

@@ -13,8 +13,8 @@ from service.deadlines.service import DeadlinePolicy
 from service.deadlines.sweep import lights, sweep
 from service.notify.models import Alert
 from service.state import AppState
+from service.tickets.intake import intake
 from service.tickets.models import Ticket, TicketCreate, TicketEvent
-from service.tickets.service import intake
 
 SH = ZoneInfo("Asia/Shanghai")
 

@@ -124,16 +124,16 @@ def test_concurrent_duplicate_deliveries_create_exactly_one_ticket(client: TestC
 
 
 def test_classifier_failure_still_stores_ticket_for_review(client: TestClient, state: AppState) -> None:
-    original = state.classifier.decide
+    original = state.classifier.decide_batch
 
-    def broken(text: str) -> None:
+    def broken(texts: list[str]) -> None:
         raise RuntimeError("model exploded")
 
-    state.classifier.decide = broken  # type: ignore[method-assign, assignment]
+    state.classifier.decide_batch = broken  # type: ignore[method-assign, assignment]
     try:
         r = post_ticket(client, payload())
     finally:
-        state.classifier.decide = original  # type: ignore[method-assign]
+        state.classifier.decide_batch = original  # type: ignore[method-assign]
     assert r.status_code == 201
     assert r.json()["state"] == "pending_review" and r.json()["needs_review"] is True
     with Session(state.engine) as s:

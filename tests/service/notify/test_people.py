@@ -14,8 +14,8 @@ from service.deadlines.sweep import sweep
 from service.notify.models import Alert
 from service.notify.people import deliver_alerts
 from service.state import AppState
+from service.tickets.intake import intake
 from service.tickets.models import TicketCreate
-from service.tickets.service import intake
 from tests.service.notify.receiver import robot as start_robot
 
 

@@ -18,8 +18,9 @@ from service.auth.models import Role
 from service.db import make_engine
 from service.deadlines.service import DeadlinePolicy
 from service.notify.models import OutboxMessage
+from service.tickets.intake import intake
 from service.tickets.models import TicketCreate
-from service.tickets.service import Actor, Lifecycle, intake
+from service.tickets.service import Actor, Lifecycle
 from tests.conftest import ROOT, SECRET
 from tests.service.notify.receiver import Receiver, running
 

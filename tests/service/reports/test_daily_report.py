@@ -15,8 +15,9 @@ from service.auth.models import Role
 from service.reports.export import to_csv, to_xlsx
 from service.reports.service import daily_report
 from service.state import AppState
+from service.tickets.intake import intake
 from service.tickets.models import TicketCreate
-from service.tickets.service import Actor, Lifecycle, intake
+from service.tickets.service import Actor, Lifecycle
 
 SH = ZoneInfo("Asia/Shanghai")
 DAY = dt.date(2026, 11, 16)

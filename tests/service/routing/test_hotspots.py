@@ -11,8 +11,9 @@ from service.auth.models import Role
 from service.notify.models import Alert
 from service.routing.address import building_key
 from service.state import AppState
+from service.tickets.intake import intake
 from service.tickets.models import Ticket, TicketCreate
-from service.tickets.service import Actor, Lifecycle, intake
+from service.tickets.service import Actor, Lifecycle
 
 T0 = dt.datetime(2026, 11, 2, 2, tzinfo=dt.UTC)
 OFFICE = Actor("平安办", Role.office, "pingan")

@@ -17,8 +17,9 @@ from classifier.decision import Classifier
 from service.db import make_engine, upgrade
 from service.deadlines.service import DeadlinePolicy
 from service.errors import DomainError
+from service.tickets.intake import intake
 from service.tickets.models import State, Ticket, TicketCreate, TicketEvent
-from service.tickets.service import Actor, Lifecycle, intake
+from service.tickets.service import Actor, Lifecycle
 from service.tickets.statemachine import PUBLIC_ACTIONS, TRANSITIONS
 
 BODIES: dict[str, dict[str, Any]] = {

@@ -18,8 +18,8 @@ from classifier.decision import Classifier
 from service.app import create_app
 from service.db import upgrade
 from service.state import AppState
+from service.tickets.intake import intake
 from service.tickets.models import Ticket, TicketCreate
-from service.tickets.service import intake
 from tests.conftest import ROOT, make_state, token_for
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
