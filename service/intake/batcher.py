@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlmodel import Session
 
 from classifier.config import Rules
@@ -24,6 +25,12 @@ from service.tickets.intake import IntakeOutcome, intake_many
 from service.tickets.models import TicketCreate
 
 Waiting = tuple[TicketCreate, "asyncio.Future[IntakeOutcome]"]
+
+
+def _fail(batch: list[Waiting], exc: BaseException) -> None:
+    for _, future in batch:
+        if not future.done():
+            future.set_exception(exc)
 
 
 @dataclass
@@ -66,10 +73,22 @@ class IntakeBatcher:
                 del queue[: self.max_batch]
                 try:
                     outcomes = await loop.run_in_executor(self._writer, self._store, [p for p, _ in batch])
-                except Exception as exc:  # e.g. the database is down: every request of the batch gets the error
-                    for _, future in batch:
-                        if not future.done():
-                            future.set_exception(exc)
+                except (OperationalError, InterfaceError) as exc:  # the database is down: every request gets it
+                    _fail(batch, exc)
+                    continue
+                except Exception as exc:
+                    if len(batch) == 1:
+                        _fail(batch, exc)
+                        continue
+                    # one unstorable delivery (a DataError, say) must not fail its batch-mates: store each alone
+                    for item in batch:
+                        try:
+                            (outcome,) = await loop.run_in_executor(self._writer, self._store, [item[0]])
+                        except Exception as one:
+                            _fail([item], one)
+                        else:
+                            if not item[1].done():
+                                item[1].set_result(outcome)
                     continue
                 for (_, future), outcome in zip(batch, outcomes, strict=True):
                     if not future.done():

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import time
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Request, Response, status
 from pydantic import ValidationError
@@ -42,15 +43,63 @@ _BODY_SCHEMA = {
 }
 
 
+_UTF8_BOM = b"\xef\xbb\xbf"
+_NOT_UTF8 = "请求体必须是 UTF-8 编码的 JSON（RFC 8259）；GBK、GB18030、UTF-16、UTF-32 等编码请先转为 UTF-8"
+
+
+class _DuplicateKeyError(ValueError):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _refuse_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    seen: set[str] = set()
+    for key, _ in pairs:
+        if key in seen:
+            raise _DuplicateKeyError(key)
+        seen.add(key)
+    return dict(pairs)
+
+
+def _unprocessable(loc: list[str], msg: str, kind: str) -> HTTPException:
+    return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, [{"loc": loc, "msg": msg, "type": kind}])
+
+
 def _parse(body: bytes) -> TicketCreate:
+    # RFC 8259 §8.1: JSON between systems is UTF-8 and a leading byte order mark may be ignored. Anything else is
+    # refused before parsing, so that GBK or UTF-16 never turns into mojibake or an English parser message.
+    if body.startswith(_UTF8_BOM):
+        body = body[len(_UTF8_BOM) :]
     try:
-        return TicketCreate.model_validate_json(body)
+        body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise HTTPException(
+            status.HTTP_400_BAD_REQUEST, f"{_NOT_UTF8}（第 {exc.start} 字节起无法按 UTF-8 解码）"
+        ) from exc
+    if b"\x00" in body:  # a raw NUL byte never occurs in JSON text: UTF-16/UTF-32 without a BOM
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, _NOT_UTF8)
+    try:
+        payload = TicketCreate.model_validate_json(body)
     except ValidationError as exc:
         detail = [
-            {"loc": ["body", *err["loc"]], "msg": err["msg"], "type": err["type"]}
+            {
+                "loc": ["body", *err["loc"]],
+                "msg": f"请求体不是合法的 JSON：{err['msg']}" if err["type"] == "json_invalid" else err["msg"],
+                "type": err["type"],
+            }
             for err in exc.errors(include_url=False, include_context=False, include_input=False)
         ]
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail) from exc
+    # a key sent twice is ambiguous (the parser keeps the last value, another reader may keep the first): refuse
+    # it. The body is known to be one flat, valid object here, so this second parse is cheap and cannot recurse.
+    try:
+        json.loads(body, object_pairs_hook=_refuse_duplicates)
+    except _DuplicateKeyError as exc:
+        raise _unprocessable(["body", exc.key], f"字段 {exc.key} 重复出现", "duplicate_key") from exc
+    except (ValueError, RecursionError) as exc:
+        raise _unprocessable(["body"], "请求体不是合法的 JSON", "json_invalid") from exc
+    return payload
 
 
 @router.post(

@@ -16,8 +16,18 @@ _ESTATE_ONLY = re.compile(r"(?P<estate>.+?(?:新村|村|苑|园|小区|大厦|�
 _ROAD_NUMBER = re.compile(r"(?P<road>.+?(?:路|街|道))(?P<number>\d+)号")
 
 
+BUILDING_KEY_MAX = 120  # Ticket.building_key is VARCHAR(120)
+
+
 def building_key(address: str) -> str | None:
     """Canonical building of an address, or None when the address names no place we can pin down."""
+    key = _building_key(address)
+    # a 300-character address can yield a longer "building" than the column holds (a 500 on PostgreSQL); such a
+    # name pins down no real building, so it gets no key rather than a truncated one that could merge two
+    return key if key is None or len(key) <= BUILDING_KEY_MAX else None
+
+
+def _building_key(address: str) -> str | None:
     text = _SPACES.sub("", unicodedata.normalize("NFKC", address or ""))
     text = _PREFIX.sub("", text)
     if not text:

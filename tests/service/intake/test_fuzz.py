@@ -11,9 +11,7 @@ Every request is signed, so it gets past the 401 and reaches parsing, validation
   address and caller_name stripped; caller_phone NFKC-normalised without spaces and hyphens).
 
 Each test function builds a fresh app and database (about half a second), so cases are looped inside a few tests
-rather than parametrized one by one. Tests marked ``xfail(strict=True)`` describe behaviour that needs a change in
-files this suite does not own (service/intake/routes.py, service/routing/address.py); they turn into failures when
-that change lands, and the marker is then removed.
+rather than parametrized one by one.
 """
 
 from __future__ import annotations
@@ -26,7 +24,6 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-import pytest
 from fastapi.testclient import TestClient
 from httpx import Response
 from hypothesis import HealthCheck, assume, event, given, settings
@@ -238,7 +235,6 @@ def test_arbitrary_bytes_are_refused_cleanly(client: TestClient, state: AppState
     assert_syntax_refusal(send(client, blob), before, state, blob)
 
 
-@pytest.mark.xfail(strict=True, reason="needs Chinese JSON syntax messages in service/intake/routes.py (_parse)")
 def test_json_syntax_errors_are_explained_in_chinese(client: TestClient, state: AppState) -> None:
     for body in (b"", b"{", b"[1]x", b"[" * 5000, b'{"a": NaN'):
         r = send(client, body)
@@ -282,7 +278,6 @@ def test_non_utf8_bodies_are_refused_and_never_stored_as_mojibake(client: TestCl
         assert_refused(send(client, body), before, state, case=case)
 
 
-@pytest.mark.xfail(strict=True, reason="needs the UTF-8 check in service/intake/routes.py (_parse): 400 in Chinese")
 def test_non_utf8_bodies_get_400_saying_utf8(client: TestClient, state: AppState) -> None:
     for case, body in _not_utf8().items():
         r = send(client, body)
@@ -315,7 +310,6 @@ def test_utf8_bom_is_refused_or_ignored_never_stored(client: TestClient, state: 
         assert_syntax_refusal(r, before, state)
 
 
-@pytest.mark.xfail(strict=True, reason="needs BOM stripping in service/intake/routes.py (_parse), RFC 8259 §8.1")
 def test_utf8_bom_is_ignored(client: TestClient, state: AppState) -> None:
     data = payload()
     body = b"\xef\xbb\xbf" + encode(data)
@@ -344,7 +338,6 @@ def test_duplicate_keys_never_store_the_earlier_value(client: TestClient, state:
         assert_refused(r, before, state, "channel")
 
 
-@pytest.mark.xfail(strict=True, reason="needs duplicate-key refusal in service/intake/routes.py (_parse)")
 def test_duplicate_keys_are_refused_naming_the_key(client: TestClient, state: AppState) -> None:
     for key, first in (("channel", "网站"), ("content", "另一段内容"), ("external_id", "OTHER1")):
         before = counts(state)
@@ -744,11 +737,6 @@ def test_every_field_at_its_limit_with_astral_characters_is_stored(client: TestC
     assert_accepted_once(client, send(client, body), body, before, state, data)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="building_key() can exceed Ticket.building_key VARCHAR(120) (500 on PostgreSQL): "
-    "needs the length guard in service/routing/address.py",
-)
 def test_long_addresses_are_stored_with_a_bounded_building_key(client: TestClient, state: AppState) -> None:
     for address in (
         "上南二村" * 70 + "45号302室",  # _BUILDING: a 280-character estate

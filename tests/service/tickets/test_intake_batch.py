@@ -163,3 +163,28 @@ def test_two_writers_store_each_id_once(state: AppState) -> None:
     assert len(by_id) == 40 and sum(_accepted(o).created for o in outcomes) == 40
     with Session(state.engine) as s:
         assert s.exec(select(func.count()).select_from(Ticket)).one() == 40
+
+
+def test_one_unstorable_delivery_does_not_fail_its_batch_mates(state: AppState) -> None:
+    class Picky(IntakeBatcher):
+        def _store(self, payloads: list[TicketCreate]) -> list[IntakeOutcome]:
+            if any(p.external_id == "BAD" for p in payloads):
+                raise ValueError("unstorable")
+            return super()._store(payloads)
+
+    batcher = Picky(
+        engine=state.engine, classifier=state.classifier, policy=state.policy, rules=state.rules, clock=lambda: T0
+    )
+
+    async def flood() -> list[BaseException | IntakeOutcome]:
+        ids = ["G1", "G2", "BAD", "G3", "G4"]
+        return await asyncio.gather(*(batcher.submit(_p(i)) for i in ids), return_exceptions=True)
+
+    try:
+        results = asyncio.run(flood())
+    finally:
+        batcher.close()
+    assert isinstance(results[2], ValueError)
+    assert all(isinstance(r, Accepted) and r.created for i, r in enumerate(results) if i != 2)
+    with Session(state.engine) as s:
+        assert sorted(s.exec(select(Ticket.external_id))) == ["G1", "G2", "G3", "G4"]
