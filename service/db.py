@@ -16,6 +16,8 @@ from sqlalchemy.types import DateTime, TypeDecorator
 from sqlmodel import create_engine
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+# Alembic announces each of its plugins at INFO whenever it is imported; keep start-up output to what matters
+logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 
 
 class UTCDateTime(TypeDecorator[dt.datetime]):
@@ -230,6 +232,4 @@ def upgrade(url: str, revision: str = "head") -> None:
     # ConfigParser interpolates "%": a percent-encoded password must reach Alembic as written
     config.set_main_option("sqlalchemy.url", normalize_url(url).replace("%", "%%"))
     config.attributes["configure_logger"] = False
-    # Alembic announces each of its plugins at INFO on every start; keep the start-up output to what matters
-    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
     command.upgrade(config, revision)
