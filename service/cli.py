@@ -62,7 +62,14 @@ def serve(
         os.environ["HOTLINE_SCHEDULER"] = "0"
         start_background(state.engine, state.rules, settings)
     uvicorn.run(
-        target, host=host, port=port, workers=workers, log_config=None, proxy_headers=False, server_header=False
+        target,
+        host=host,
+        port=port,
+        workers=workers,
+        log_config=None,
+        proxy_headers=bool(settings.forwarded_allow_ips),
+        forwarded_allow_ips=settings.forwarded_allow_ips or None,
+        server_header=False,
     )
 
 

@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     db_pool_size: int = Field(default=10, gt=0)
     retry_after_seconds: int = Field(default=5, gt=0)
+    # addresses of trusted proxies (the load balancer): only their X-Forwarded-For names the client, which the
+    # failed-token throttle and the logs use; empty: the peer address is the client
+    forwarded_allow_ips: str = ""
     readiness_calendar_days: int = Field(default=60, ge=0)
     # scheduling: `hotline serve` runs the jobs in-process unless this is off (then run `hotline scheduler`)
     scheduler: bool = True

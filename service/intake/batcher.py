@@ -15,11 +15,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlmodel import Session
 
 from classifier.config import Rules
 from classifier.decision import Classifier
+from service.db import storage_problem
 from service.deadlines.service import DeadlinePolicy
 from service.tickets.intake import IntakeOutcome, intake_many
 from service.tickets.models import TicketCreate
@@ -31,6 +32,13 @@ def _fail(batch: list[Waiting], exc: BaseException) -> None:
     for _, future in batch:
         if not future.done():
             future.set_exception(exc)
+
+
+def _whole_batch(exc: Exception) -> bool:
+    """The database is down, read-only or full: no delivery of the batch can be stored, so all get the error."""
+    return isinstance(exc, OperationalError | InterfaceError) or (
+        isinstance(exc, DBAPIError) and storage_problem(exc) is not None
+    )
 
 
 @dataclass
@@ -73,22 +81,11 @@ class IntakeBatcher:
                 del queue[: self.max_batch]
                 try:
                     outcomes = await loop.run_in_executor(self._writer, self._store, [p for p, _ in batch])
-                except (OperationalError, InterfaceError) as exc:  # the database is down: every request gets it
-                    _fail(batch, exc)
-                    continue
                 except Exception as exc:
-                    if len(batch) == 1:
+                    if len(batch) == 1 or _whole_batch(exc):
                         _fail(batch, exc)
-                        continue
-                    # one unstorable delivery (a DataError, say) must not fail its batch-mates: store each alone
-                    for item in batch:
-                        try:
-                            (outcome,) = await loop.run_in_executor(self._writer, self._store, [item[0]])
-                        except Exception as one:
-                            _fail([item], one)
-                        else:
-                            if not item[1].done():
-                                item[1].set_result(outcome)
+                    else:
+                        await self._one_by_one(loop, batch)
                     continue
                 for (_, future), outcome in zip(batch, outcomes, strict=True):
                     if not future.done():
@@ -97,6 +94,17 @@ class IntakeBatcher:
             self._draining[loop] -= 1
             if not self._draining[loop]:
                 del self._draining[loop], self._queues[loop]
+
+    async def _one_by_one(self, loop: asyncio.AbstractEventLoop, batch: list[Waiting]) -> None:
+        """One unstorable delivery (a DataError, say) must not fail its batch-mates: store each alone."""
+        for payload, future in batch:
+            try:
+                (outcome,) = await loop.run_in_executor(self._writer, self._store, [payload])
+            except Exception as exc:
+                _fail([(payload, future)], exc)
+            else:
+                if not future.done():
+                    future.set_result(outcome)
 
     def _store(self, payloads: list[TicketCreate]) -> list[IntakeOutcome]:
         with Session(self.engine, expire_on_commit=False) as session:

@@ -42,8 +42,11 @@ def _env(tmp: Path, **extra: str) -> dict[str, str]:
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
+    yield from _serve(_env(tmp_path))
+
+
+def _serve(env: dict[str, str]) -> Iterator[tuple[str, dict[str, str]]]:
     port = _free_port()
-    env = _env(tmp_path)
     proc = subprocess.Popen(
         [*HOTLINE, "serve", "--port", str(port)], env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
@@ -59,9 +62,11 @@ def server(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
     else:
         proc.kill()
         pytest.fail("server did not become ready")
-    yield base, env
-    proc.terminate()
-    proc.wait(timeout=20)
+    try:
+        yield base, env
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
 
 
 def test_signed_intake_and_user_token_over_real_http(server: tuple[str, dict[str, str]]) -> None:
@@ -118,3 +123,18 @@ def test_refuses_to_start_with_a_missing_model_or_bad_rules(tmp_path: Path) -> N
         timeout=60,
     )
     assert r.returncode == 2 and "第 " in r.stderr and "行" in r.stderr
+
+
+@pytest.mark.parametrize("trusted", [False, True])
+def test_failed_token_throttle_counts_the_real_client_behind_a_trusted_proxy(tmp_path: Path, trusted: bool) -> None:
+    env = _env(tmp_path, **({"HOTLINE_FORWARDED_ALLOW_IPS": "127.0.0.1"} if trusted else {}))
+    for base, _ in _serve(env):
+        bad = {"Authorization": "Bearer htl_wrong"}
+        codes = [
+            httpx.get(f"{base}/api/v1/tickets", headers={**bad, "X-Forwarded-For": "10.0.0.1"}).status_code
+            for _ in range(21)
+        ]
+        assert codes[:20] == [401] * 20 and codes[20] == 429
+        other = httpx.get(f"{base}/api/v1/tickets", headers={**bad, "X-Forwarded-For": "10.0.0.2"}).status_code
+        # behind a trusted load balancer each client has its own count; otherwise the header is not believed
+        assert other == (401 if trusted else 429)

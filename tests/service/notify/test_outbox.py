@@ -91,10 +91,14 @@ def test_endpoint_down_for_hours_then_everything_arrives(client: TestClient, sta
         for _ in range(12):  # twelve simulated hours of outage
             deliver_due(state.engine, policy, now=clock)
             clock.now += dt.timedelta(hours=1)
-        assert not receiver.acted
+        assert not receiver.acted and receiver.calls >= 12  # it kept trying all along
         receiver.default = "ok"
         _drain(state, policy, clock)
-    assert len(receiver.acted) == 6
+    assert len(receiver.acted) == 6 and len(receiver.keys_seen) == 6  # each delivered once after the return
+    by_ticket: dict[int, list[str]] = {}
+    for message in receiver.order:
+        by_ticket.setdefault(message["ticket_id"], []).append(message["event"])
+    assert list(by_ticket.values()) == [["签收", "先行联系", "办结反馈"]] * 2  # and in order
 
 
 def test_dead_letter_after_max_attempts_and_resend(client: TestClient, state: AppState) -> None:
