@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -73,6 +74,10 @@ def create_app(settings: Settings | None = None, state: AppState | None = None) 
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # the loaded model is millions of long-lived objects: left to the collector, every full collection walks
+        # them all and stalls requests for tens of milliseconds
+        gc.collect()
+        gc.freeze()
         scheduler = None
         if state.settings.scheduler:
             from service.scheduler import start_background
