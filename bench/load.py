@@ -47,11 +47,29 @@ def _port() -> int:
         return int(s.getsockname()[1])
 
 
+def _tree(pid: int) -> list[int]:
+    """The server and its worker processes (uvicorn --workers forks them)."""
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    kids = [int(c) for c in children.read_text().split()] if children.exists() else []
+    return [pid, *(p for kid in kids for p in _tree(kid))]
+
+
 def _rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
+    total = 0.0
+    for p in _tree(pid):
+        for line in Path(f"/proc/{p}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1]) / 1024
+    return total
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU of the server's processes so far."""
+    ticks = 0
+    for p in _tree(pid):
+        fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 @dataclass
@@ -60,6 +78,7 @@ class Result:
     latencies_ms: list[float] = field(default_factory=list)
     statuses: dict[int, int] = field(default_factory=dict)
     failures: int = 0
+    cpu_seconds: float = 0.0  # the server's CPU during the run
 
     @property
     def ok(self) -> int:
@@ -150,6 +169,7 @@ def _line(name: str, r: Result) -> float:
     errors = r.failures + sum(n for code, n in r.statuses.items() if not 200 <= code < 300)
     print(
         f"  {name:<18} {rate:8.0f} 次/秒  p50 {r.percentile(0.5):6.1f} ms  p99 {r.percentile(0.99):6.1f} ms"
+        f"  服务端 CPU {r.cpu_seconds / max(r.ok, 1) * 1e6:5.0f} µs/次"
         f"  错误 {errors}  状态 {dict(sorted(r.statuses.items()))}"
     )
     return rate
@@ -191,9 +211,13 @@ def run(label: str, url: str, seconds: float, concurrency: int, workers: int) ->
         print(f"{label}（{workers} 个服务进程，并发 {concurrency}，每项 {seconds:g} 秒）")
         print(f"  服务进程内存（模型已加载）{idle:.0f} MB")
         floor_requests = [_raw("GET", "/healthz")] * int(seconds * 20000)
+        cpu = _cpu_seconds(server.pid)
         floor = asyncio.run(_drive(port, seconds, concurrency, floor_requests))
+        floor.cpu_seconds, cpu = _cpu_seconds(server.pid) - cpu, _cpu_seconds(server.pid)
         pool = signed_tickets(secret, int(seconds * 3000))
+        cpu = _cpu_seconds(server.pid)
         tickets = asyncio.run(_drive(port, seconds, concurrency, pool))
+        tickets.cpu_seconds = _cpu_seconds(server.pid) - cpu
         floor_rate = _line("框架下限 /healthz", floor)
         ticket_rate = _line("签名接收工单", tickets)
         stored, distinct = _stored(url)

@@ -10,13 +10,14 @@ import functools
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, and_, case, func, or_, select
+from sqlalchemy import ARRAY, ColumnElement, Select, and_, any_, bindparam, case, func, or_, select
 from sqlmodel import Session
 
 from classifier.config import Rules
 from classifier.normalize import normalize_text
+from service.db import UTCDateTime
 from service.tickets.models import OPEN_STATES, State, Ticket
 
 _MAX_CANDIDATES = 50
@@ -37,6 +38,56 @@ def jaccard(x: frozenset[str], y: frozenset[str]) -> float:
 
 def similarity(a: str, b: str) -> float:
     return jaccard(bigrams(a), bigrams(b))
+
+
+def one_of(column: Any, name: str, postgres: bool) -> ColumnElement[bool]:
+    """`column IN (…)` for a list parameter. On PostgreSQL `= ANY(array)`: one statement text whatever the list's
+    length, so the server plans it once (prepared) instead of for every batch size."""
+    if postgres:
+        return cast(ColumnElement[bool], column == any_(bindparam(name, type_=ARRAY(column.type))))
+    return cast(ColumnElement[bool], column.in_(bindparam(name, expanding=True)))
+
+
+def _statements(postgres: bool) -> tuple[Select[Any], Select[Any]]:
+    """The two place queries, built once: only their parameters change from batch to batch."""
+    same_places = and_(
+        one_of(_T.category, "cats", postgres),
+        one_of(_T.building_key, "keys", postgres),
+        _T.merged_into_id.is_(None),
+    )
+    # a busy building must not make every intake slower: compare with its most recent open tickets only
+    rank = func.row_number().over(partition_by=(_T.category, _T.building_key), order_by=_T.id.desc())
+    recent = (
+        select(_T.id, _T.category, _T.building_key, _T.content, rank.label("rank"))
+        .where(
+            same_places,
+            _T.created_at >= bindparam("since", type_=UTCDateTime),
+            _T.state.in_([str(s) for s in OPEN_STATES]),
+        )
+        .subquery()
+    )
+    candidates = (
+        select(recent.c.id, recent.c.category, recent.c.building_key, recent.c.content)
+        .where(recent.c.rank <= _MAX_CANDIDATES)
+        .order_by(recent.c.id)
+    )
+    # per place: tickets in the hotspot window, and whether one was closed within the recurrence window (回潮)
+    counted = and_(_T.created_at >= bindparam("window", type_=UTCDateTime), _T.state != str(State.cancelled))
+    closed = and_(
+        _T.state.in_([str(State.resolved), str(State.closed)]),
+        _T.resolved_at >= bindparam("recurrence", type_=UTCDateTime),
+    )
+    history = (
+        select(
+            _T.category, _T.building_key, func.sum(case((counted, 1), else_=0)), func.max(case((closed, 1), else_=0))
+        )
+        .where(same_places, or_(counted, closed))
+        .group_by(_T.category, _T.building_key)
+    )
+    return candidates, history
+
+
+_QUERIES = {postgres: _statements(postgres) for postgres in (False, True)}
 
 
 @dataclass
@@ -70,57 +121,26 @@ class PlaceIndex:
         """What the checks need about these (category, building) places, in two queries."""
         index = cls(rules)
         known: set[Place] = {(c, k) for c, k in places if c and k}
-        if known:
-            where = and_(
-                _T.category.in_({c for c, _ in known}),
-                _T.building_key.in_({k for _, k in known}),
-                _T.merged_into_id.is_(None),
-            )
-            index._load_candidates(session, where, known, now)
-            index._load_history(session, where, known, now)
-        return index
-
-    def _load_candidates(
-        self, session: Session, where: ColumnElement[bool], places: set[Place], now: dt.datetime
-    ) -> None:
-        since = now - dt.timedelta(hours=self.rules.duplicates.window_hours)
-        # a busy building must not make every intake slower: compare with its most recent open tickets only
-        rank = func.row_number().over(partition_by=(_T.category, _T.building_key), order_by=_T.id.desc())
-        recent = (
-            select(_T.id, _T.category, _T.building_key, _T.content, rank.label("rank"))
-            .where(where, _T.created_at >= since, _T.state.in_([str(s) for s in OPEN_STATES]))
-            .subquery()
-        )
-        rows = session.execute(
-            select(recent.c.id, recent.c.category, recent.c.building_key, recent.c.content)
-            .where(recent.c.rank <= _MAX_CANDIDATES)
-            .order_by(recent.c.id)
-        )
-        for ticket_id, category, key, content in rows:
-            if (category, key) in places:
-                self.candidates[(category, key)].append(Candidate(grams=bigrams(content), id=ticket_id))
-
-    def _load_history(self, session: Session, where: ColumnElement[bool], places: set[Place], now: dt.datetime) -> None:
-        """Per place: tickets in the hotspot window, and whether one was closed within the recurrence window."""
-        window = now - dt.timedelta(days=self.rules.hotspots.window_days)
-        recurrence = now - dt.timedelta(days=self.rules.hotspots.recurrence_days)
-        counted = and_(_T.created_at >= window, _T.state != str(State.cancelled))
-        closed = and_(_T.state.in_([str(State.resolved), str(State.closed)]), _T.resolved_at >= recurrence)
-        rows = session.execute(
-            select(
-                _T.category,
-                _T.building_key,
-                func.sum(case((counted, 1), else_=0)),
-                func.max(case((closed, 1), else_=0)),
-            )
-            .where(where, or_(counted, closed))
-            .group_by(_T.category, _T.building_key)
-        )
-        for category, key, count, recurred in rows:
-            if (category, key) in places:
-                self.counts[(category, key)] = int(count or 0)
+        if not known:
+            return index
+        candidates_query, history_query = _QUERIES[session.get_bind().dialect.name == "postgresql"]
+        params = {"cats": sorted({c for c, _ in known}), "keys": sorted({k for _, k in known})}
+        duplicates_since = now - dt.timedelta(hours=rules.duplicates.window_hours)
+        for ticket_id, category, key, content in session.execute(
+            candidates_query, params | {"since": duplicates_since}
+        ):
+            if (category, key) in known:
+                index.candidates[(category, key)].append(Candidate(grams=bigrams(content), id=ticket_id))
+        history = {
+            "window": now - dt.timedelta(days=rules.hotspots.window_days),
+            "recurrence": now - dt.timedelta(days=rules.hotspots.recurrence_days),
+        }
+        for category, key, count, recurred in session.execute(history_query, params | history):
+            if (category, key) in known:
+                index.counts[(category, key)] = int(count or 0)
                 if recurred:
-                    self.recurring.add((category, key))
+                    index.recurring.add((category, key))
+        return index
 
     def mark(self, category: str | None, key: str | None, content: str, row: dict[str, Any]) -> PlaceMark:
         """What intake found at this ticket's building; the ticket then counts for the batch's later tickets."""

@@ -12,9 +12,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, insert, update
+from sqlalchemy import bindparam, insert, text, update
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 
 from classifier.config import Rules
 from classifier.decision import Classifier, Decision
@@ -23,7 +23,7 @@ from service.deadlines.service import DeadlinePolicy
 from service.errors import ConflictError
 from service.notify.models import Alert
 from service.routing.address import building_key
-from service.routing.hotspots import Candidate, PlaceIndex
+from service.routing.hotspots import Candidate, PlaceIndex, one_of
 from service.routing.service import Route, fallback_route, route
 from service.tickets.models import IntakeResponse, State, Ticket, TicketCreate, TicketEvent
 from service.tickets.service import SYSTEM_ACTOR, get_by_external_id, utcnow
@@ -35,6 +35,20 @@ _TICKETS = Ticket.__table__  # type: ignore[attr-defined]
 _EVENTS = TicketEvent.__table__  # type: ignore[attr-defined]
 _ALERTS = Alert.__table__  # type: ignore[attr-defined]
 Row = dict[str, Any]
+# built once: intake runs them for every batch, and building a statement costs more than running it on SQLite
+_INSERT_TICKETS = insert(_TICKETS).returning(_TICKETS.c.id, sort_by_parameter_order=True)
+# PostgreSQL: ids drawn from the sequence first, then a plain executemany (pipelined, prepared once), because the
+# single many-row INSERT … RETURNING above has a different text for every batch size and psycopg parses it anew
+_NEXT_IDS = text("SELECT nextval(pg_get_serial_sequence('ticket', 'id')) FROM generate_series(1, :n)")
+_INSERT_TICKETS_WITH_IDS = insert(_TICKETS)
+_INSERT_EVENTS = insert(_EVENTS)
+_INSERT_ALERTS = insert(_ALERTS)
+_KNOWN = {
+    postgres: select(*(_TICKETS.c[name] for name in ("content_hash", *IntakeResponse.model_fields))).where(
+        one_of(_TICKETS.c.external_id, "ids", postgres)
+    )
+    for postgres in (False, True)
+}
 
 
 def content_hash(payload: TicketCreate) -> str:
@@ -181,12 +195,26 @@ def _events(row: Row, source: str, now: dt.datetime) -> list[Row]:
     ]
 
 
+def _postgres(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def _insert_tickets(session: Session, rows: list[Row]) -> None:
+    """Insert and give each row its id, in batch order (later tickets get larger ids, as the checks expect)."""
+    if _postgres(session):
+        ids = sorted(session.execute(_NEXT_IDS, {"n": len(rows)}).scalars().all())
+        for row, ticket_id in zip(rows, ids, strict=True):
+            row["id"] = ticket_id
+        session.execute(_INSERT_TICKETS_WITH_IDS, rows)
+        return
+    for row, ticket_id in zip(rows, session.execute(_INSERT_TICKETS, rows).scalars().all(), strict=True):
+        row["id"] = ticket_id
+
+
 def _store(session: Session, rows: list[Row], duplicates: list[tuple[Row, float] | None], source: str) -> None:
     """Insert a batch's tickets, their events and alerts with a few statements."""
     now = rows[0]["created_at"]
-    statement = insert(_TICKETS).returning(_TICKETS.c.id, sort_by_parameter_order=True)
-    for row, ticket_id in zip(rows, session.execute(statement, rows).scalars().all(), strict=True):
-        row["id"] = ticket_id
+    _insert_tickets(session, rows)
     fixes = []
     for row, pending in zip(rows, duplicates, strict=True):
         if pending is not None:
@@ -201,7 +229,7 @@ def _store(session: Session, rows: list[Row], duplicates: list[tuple[Row, float]
             .values(duplicate_of_id=bindparam("b_dup"), review_reasons=bindparam("b_reasons")),
             fixes,
         )
-    session.execute(insert(_EVENTS), [event for row in rows for event in _events(row, source, now)])
+    session.execute(_INSERT_EVENTS, [event for row in rows for event in _events(row, source, now)])
     alerts = [
         {"ticket_id": r["id"], "clock": "intake", "kind": "hotspot", "office": r["office"], "created_at": now}
         | {"next_attempt_at": now}
@@ -209,7 +237,7 @@ def _store(session: Session, rows: list[Row], duplicates: list[tuple[Row, float]
         if r["hotspot"]
     ]
     if alerts:
-        session.execute(insert(_ALERTS), alerts)
+        session.execute(_INSERT_ALERTS, alerts)
 
 
 def intake_many(
@@ -229,7 +257,8 @@ def intake_many(
     now = now or utcnow()
     digests = [content_hash(p) for p in payloads]
     ids = {p.external_id for p in payloads}
-    known = {t.external_id: t for t in session.exec(select(Ticket).where(col(Ticket.external_id).in_(ids)))}
+    found = session.execute(_KNOWN[_postgres(session)], {"ids": sorted(ids)}).mappings()
+    known = {r["external_id"]: dict(r) for r in found}
     first: dict[str, int] = {}
     for i, payload in enumerate(payloads):
         if payload.external_id not in known:

@@ -179,6 +179,8 @@ class Ticket(TicketBase, table=True):
         Index("ix_ticket_first_contact_due", "first_contact_due"),
         Index("ix_ticket_followed_up_at", "followed_up_at"),
         Index("ix_ticket_merged_into", "merged_into_id"),
+        # duplicates, 回潮 and hotspots at intake: one building's tickets of one category, newest first
+        Index("ix_ticket_place", "building_key", "category", "id"),
         # the open tickets are few: reports and ledgers find them without reading the closed ones
         Index(
             "ix_ticket_unresolved",
