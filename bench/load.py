@@ -3,7 +3,7 @@ trivial endpoint on the same server (the framework floor), on SQLite and on Post
 
 Targets (issue 7): ≥ 500 tickets/s with p99 ≤ 100 ms; ratio to the floor ≥ 0.3.
 
-    .venv/bin/python bench/load.py [--seconds 10] [--concurrency 32] [--pg postgresql://postgres@127.0.0.1:5432/test]
+    .venv/bin/python bench/load.py [--seconds 10] [--concurrency 32] [--workers 1] [--pg postgresql://postgres@127.0.0.1:5432/test]
 
 The client shares the machine's two cores with the server (and PostgreSQL), so it is kept lean: raw HTTP/1.1
 keep-alive connections on uvloop, requests signed before the clock starts. After each run the database is checked:
@@ -187,7 +187,8 @@ def _stored(url: str) -> tuple[int, int]:
 def run(label: str, url: str, seconds: float, concurrency: int, workers: int) -> dict[str, float]:
     secret = secrets.token_urlsafe(24)
     port = _port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HOTLINE_")}
+    # the intake tuning knobs may be passed through (HOTLINE_INTAKE_WRITERS, HOTLINE_INTAKE_BATCH_MAX)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HOTLINE_") or k.startswith("HOTLINE_INTAKE_")}
     env.update(
         {
             "HOTLINE_DATABASE_URL": url,

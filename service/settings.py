@@ -31,8 +31,10 @@ class Settings(BaseSettings):
     signature_tolerance_seconds: int = Field(default=300, gt=0)
     # the most webhook deliveries stored in one transaction (group commit under load)
     intake_batch_max: int = Field(default=64, ge=1, le=1000)
-    # concurrent intake transactions per process on PostgreSQL (SQLite always uses one)
-    intake_writers: int = Field(default=2, ge=1, le=16)
+    # concurrent intake transactions per process on PostgreSQL (SQLite always uses one). One is fastest next to
+    # the database (a second competes for the interpreter lock and makes batches smaller); more can pay off when
+    # each round trip to a remote server is long
+    intake_writers: int = Field(default=1, ge=1, le=16)
     callback_url: str | None = None
     log_level: str = "INFO"
     db_pool_size: int = Field(default=10, gt=0)
