@@ -116,11 +116,10 @@ def _parse(body: bytes) -> TicketCreate:
 )
 async def receive_ticket(
     body: RawBody,
-    response: Response,
     state: StateDep,
     x_hotline_timestamp: Annotated[str | None, Header()] = None,
     x_hotline_signature: Annotated[str | None, Header()] = None,
-) -> IntakeResponse:
+) -> Response:
     """Receive a signed work order from the hotline system (idempotent on external_id)."""
     started = time.perf_counter()
     try:
@@ -140,11 +139,14 @@ async def receive_ticket(
         state.metrics.intake.labels("conflict").inc()
         raise HTTPException(status.HTTP_409_CONFLICT, outcome.message)
     ticket = outcome.ticket
-    if not outcome.created:
-        response.status_code = status.HTTP_200_OK
     state.metrics.intake.labels("created" if outcome.created else "duplicate").inc()
     if outcome.created:
         outcome_label = "review" if ticket.needs_review else "auto"
         state.metrics.classification.labels(ticket.category or "", outcome_label).inc()
     state.metrics.intake_latency.observe(time.perf_counter() - started)
-    return ticket
+    # already an IntakeResponse built by intake: serialized once here instead of validated again by the framework
+    return Response(
+        ticket.model_dump_json(),
+        status_code=status.HTTP_201_CREATED if outcome.created else status.HTTP_200_OK,
+        media_type="application/json",
+    )

@@ -12,7 +12,21 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from sqlalchemy import ARRAY, ColumnElement, Select, and_, any_, bindparam, case, func, or_, select
+from sqlalchemy import (
+    ARRAY,
+    ColumnElement,
+    Executable,
+    Select,
+    TextClause,
+    and_,
+    any_,
+    bindparam,
+    case,
+    func,
+    or_,
+    select,
+    text,
+)
 from sqlmodel import Session
 
 from classifier.config import Rules
@@ -40,6 +54,29 @@ def similarity(a: str, b: str) -> float:
     return jaccard(bigrams(a), bigrams(b))
 
 
+def _postgres_statements() -> tuple[TextClause, TextClause]:
+    """PostgreSQL: one index probe per (category, building) pair, newest first, through ix_ticket_place. Written
+    per place rather than as IN-lists, so the plan does not depend on fresh statistics (a new or fast-growing
+    table otherwise gets scanned whole until autovacuum has analyzed it)."""
+    places = "unnest(CAST(:cats AS varchar[]), CAST(:keys AS varchar[])) AS p(category, building_key)"
+    same = "t.category = p.category AND t.building_key = p.building_key AND t.merged_into_id IS NULL"
+    open_states = ", ".join(f"'{s}'" for s in OPEN_STATES)
+    candidates = text(
+        f"SELECT c.id, p.category, p.building_key, c.content FROM {places} CROSS JOIN LATERAL ("
+        f" SELECT t.id, t.content FROM ticket t WHERE {same} AND t.created_at >= :since"
+        f" AND t.state IN ({open_states}) ORDER BY t.id DESC LIMIT {_MAX_CANDIDATES}) AS c ORDER BY c.id"
+    ).bindparams(bindparam("since", type_=UTCDateTime))
+    history = text(
+        f"SELECT p.category, p.building_key,"
+        f" (SELECT count(*) FROM ticket t WHERE {same} AND t.created_at >= :window"
+        f"  AND t.state <> '{State.cancelled}'),"
+        f" EXISTS (SELECT 1 FROM ticket t WHERE {same} AND t.state IN ('{State.resolved}', '{State.closed}')"
+        f"  AND t.resolved_at >= :recurrence)"
+        f" FROM {places}"
+    ).bindparams(bindparam("window", type_=UTCDateTime), bindparam("recurrence", type_=UTCDateTime))
+    return candidates, history
+
+
 def one_of(column: Any, name: str, postgres: bool) -> ColumnElement[bool]:
     """`column IN (…)` for a list parameter. On PostgreSQL `= ANY(array)`: one statement text whatever the list's
     length, so the server plans it once (prepared) instead of for every batch size."""
@@ -48,11 +85,11 @@ def one_of(column: Any, name: str, postgres: bool) -> ColumnElement[bool]:
     return cast(ColumnElement[bool], column.in_(bindparam(name, expanding=True)))
 
 
-def _statements(postgres: bool) -> tuple[Select[Any], Select[Any]]:
+def _sqlite_statements() -> tuple[Select[Any], Select[Any]]:
     """The two place queries, built once: only their parameters change from batch to batch."""
     same_places = and_(
-        one_of(_T.category, "cats", postgres),
-        one_of(_T.building_key, "keys", postgres),
+        _T.category.in_(bindparam("cats", expanding=True)),
+        _T.building_key.in_(bindparam("keys", expanding=True)),
         _T.merged_into_id.is_(None),
     )
     # a busy building must not make every intake slower: compare with its most recent open tickets only
@@ -87,7 +124,7 @@ def _statements(postgres: bool) -> tuple[Select[Any], Select[Any]]:
     return candidates, history
 
 
-_QUERIES = {postgres: _statements(postgres) for postgres in (False, True)}
+_QUERIES: dict[bool, tuple[Executable, Executable]] = {False: _sqlite_statements(), True: _postgres_statements()}
 
 
 @dataclass
@@ -123,8 +160,14 @@ class PlaceIndex:
         known: set[Place] = {(c, k) for c, k in places if c and k}
         if not known:
             return index
-        candidates_query, history_query = _QUERIES[session.get_bind().dialect.name == "postgresql"]
-        params = {"cats": sorted({c for c, _ in known}), "keys": sorted({k for _, k in known})}
+        postgres = session.get_bind().dialect.name == "postgresql"
+        candidates_query, history_query = _QUERIES[postgres]
+        pairs = sorted(known)
+        params: dict[str, Any] = (
+            {"cats": [c for c, _ in pairs], "keys": [k for _, k in pairs]}  # parallel arrays: one row per place
+            if postgres
+            else {"cats": sorted({c for c, _ in pairs}), "keys": sorted({k for _, k in pairs})}
+        )
         duplicates_since = now - dt.timedelta(hours=rules.duplicates.window_hours)
         for ticket_id, category, key, content in session.execute(
             candidates_query, params | {"since": duplicates_since}
