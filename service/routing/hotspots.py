@@ -23,6 +23,7 @@ from sqlalchemy import (
     bindparam,
     case,
     func,
+    literal_column,
     or_,
     select,
     text,
@@ -85,21 +86,30 @@ def one_of(column: Any, name: str, postgres: bool) -> ColumnElement[bool]:
     return cast(ColumnElement[bool], column.in_(bindparam(name, expanding=True)))
 
 
+# SQLite has no statistics unless ANALYZE ran, and without them it prefers the merged_into_id IS NULL or the state
+# index, which match most tickets; a unary + keeps such a term out of index selection, so the place index is used
+_NOT_MERGED = literal_column("+ticket.merged_into_id").is_(None)
+
+
 def _sqlite_statements() -> tuple[Select[Any], Select[Any]]:
     """The two place queries, built once: only their parameters change from batch to batch."""
     same_places = and_(
         _T.category.in_(bindparam("cats", expanding=True)),
         _T.building_key.in_(bindparam("keys", expanding=True)),
-        _T.merged_into_id.is_(None),
+        _NOT_MERGED,
     )
     # a busy building must not make every intake slower: compare with its most recent open tickets only
     rank = func.row_number().over(partition_by=(_T.category, _T.building_key), order_by=_T.id.desc())
     recent = (
         select(_T.id, _T.category, _T.building_key, _T.content, rank.label("rank"))
         .where(
-            same_places,
-            _T.created_at >= bindparam("since", type_=UTCDateTime),
-            _T.state.in_([str(s) for s in OPEN_STATES]),
+            # only the building may choose the index here: with the category as well SQLite walks the category
+            # index to save the window's sort
+            literal_column("+ticket.category").in_(bindparam("cats", expanding=True)),
+            _T.building_key.in_(bindparam("keys", expanding=True)),
+            _NOT_MERGED,
+            literal_column("+ticket.created_at", UTCDateTime) >= bindparam("since", type_=UTCDateTime),
+            literal_column("+ticket.state").in_([str(s) for s in OPEN_STATES]),
         )
         .subquery()
     )
