@@ -196,7 +196,8 @@ class Ticket(TicketBase, table=True):
     content_hash: str = Field(max_length=64)
     created_at: dt.datetime = Field(sa_type=UTCDateTime)
     updated_at: dt.datetime = Field(sa_type=UTCDateTime)
-    state: str = Field(default=State.received, max_length=20, index=True)
+    # looked up through ix_ticket_state_office (state first)
+    state: str = Field(default=State.received, max_length=20)
     category: str | None = Field(default=None, max_length=64, index=True)
     office: str | None = Field(default=None, max_length=64, index=True)
     grid: str | None = Field(default=None, max_length=32)
@@ -216,7 +217,8 @@ class Ticket(TicketBase, table=True):
     resolve_clock_start: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
     supervised_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
     # 冒头就打: the building this ticket is about, and what intake found there
-    building_key: str | None = Field(default=None, max_length=120, index=True)
+    # looked up through ix_ticket_place (building first)
+    building_key: str | None = Field(default=None, max_length=120)
     hotspot: bool = False
     hotspot_reason: str | None = Field(default=None, max_length=200)
     recurrence: bool = False
