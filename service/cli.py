@@ -315,5 +315,22 @@ def demo(
         typer.echo(f"演示工单：新建 {created} 条（已存在的跳过）")
 
 
+def main() -> None:
+    """Console entry point: a database that cannot be used ends any command with one clear line, not a traceback."""
+    from sqlalchemy.exc import DBAPIError
+
+    from service.db import DatabaseUnusableError, describe_failure
+
+    try:
+        app()
+    except (DBAPIError, DatabaseUnusableError) as exc:
+        try:
+            url = Settings().database_url
+        except Exception:  # the settings themselves were the problem: say what we can
+            url = "?"
+        typer.echo(f"错误: {describe_failure(exc, url)}", err=True)
+        raise SystemExit(2) from None
+
+
 if __name__ == "__main__":
-    app()
+    main()

@@ -138,3 +138,15 @@ def test_failed_token_throttle_counts_the_real_client_behind_a_trusted_proxy(tmp
         other = httpx.get(f"{base}/api/v1/tickets", headers={**bad, "X-Forwarded-For": "10.0.0.2"}).status_code
         # behind a trusted load balancer each client has its own count; otherwise the header is not believed
         assert other == (401 if trusted else 429)
+
+
+@pytest.mark.parametrize(
+    "command", [["users", "list"], ["sweep"], ["db", "upgrade"], ["report", "--date", "2026-11-20"]]
+)
+def test_commands_on_an_unreachable_database_end_with_one_clear_line(tmp_path: Path, command: list[str]) -> None:
+    env = _env(tmp_path, HOTLINE_DATABASE_URL="postgresql://hotline:s3cret@127.0.0.1:1/nowhere")
+    r = subprocess.run([*HOTLINE, *command], env=env, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("错误: 无法连接数据库"), r.stderr
+    assert "Traceback" not in r.stderr and "s3cret" not in r.stderr  # no stack, no password
