@@ -480,4 +480,4 @@ def test_wheel_contains_every_source_file(wheel: zipfile.ZipFile) -> None:
 def test_wheel_declares_the_console_command(wheel: zipfile.ZipFile) -> None:
     (entry_points,) = [n for n in wheel.namelist() if n.endswith(".dist-info/entry_points.txt")]
     text = wheel.read(entry_points).decode()
-    assert re.search(r"^hotline\s*=\s*service\.cli:app$", text, re.MULTILINE), text
+    assert re.search(r"^hotline\s*=\s*service\.cli:main$", text, re.MULTILINE), text
