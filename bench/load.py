@@ -36,6 +36,7 @@ from service.db import normalize_url, upgrade
 from service.intake.signature import sign
 
 ROOT = Path(__file__).resolve().parents[1]
+_KNOBS = ("HOTLINE_INTAKE_",)
 TEXTS = [
     json.loads(line)["text"] for line in (ROOT / "models/street/corpus.jsonl").read_text(encoding="utf-8").splitlines()
 ]
@@ -187,8 +188,8 @@ def _stored(url: str) -> tuple[int, int]:
 def run(label: str, url: str, seconds: float, concurrency: int, workers: int) -> dict[str, float]:
     secret = secrets.token_urlsafe(24)
     port = _port()
-    # the intake tuning knobs may be passed through (HOTLINE_INTAKE_WRITERS, HOTLINE_INTAKE_BATCH_MAX)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HOTLINE_") or k.startswith("HOTLINE_INTAKE_")}
+    # the tuning knobs (_KNOBS) pass through to the server
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HOTLINE_") or k.startswith(_KNOBS)}
     env.update(
         {
             "HOTLINE_DATABASE_URL": url,
