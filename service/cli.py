@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 from pathlib import Path
 from typing import Annotated
@@ -56,11 +57,16 @@ def serve(
         raise _fail(str(exc)) from exc
     # several workers each import service.asgi and load their own state; the jobs then run once, here
     target = create_app(state=state) if workers == 1 else "service.asgi:app"
-    if workers > 1 and settings.scheduler:
-        from service.scheduler import start_background
+    if workers > 1:
+        engine, rules = state.engine, state.rules
+        # the supervisor loaded the model only to check it: each worker holds its own, so free this copy
+        del state
+        gc.collect()
+        if settings.scheduler:
+            from service.scheduler import start_background
 
-        os.environ["HOTLINE_SCHEDULER"] = "0"
-        start_background(state.engine, state.rules, settings)
+            os.environ["HOTLINE_SCHEDULER"] = "0"
+            start_background(engine, rules, settings)
     uvicorn.run(
         target,
         host=host,
