@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -45,11 +46,17 @@ def server(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
     yield from _serve(_env(tmp_path))
 
 
-def _serve(env: dict[str, str]) -> Iterator[tuple[str, dict[str, str]]]:
+def _serve(env: dict[str, str], *args: str) -> Iterator[tuple[str, dict[str, str]]]:
     port = _free_port()
     proc = subprocess.Popen(
-        [*HOTLINE, "serve", "--port", str(port)], env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        [*HOTLINE, "serve", "--port", str(port), *args],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
     )
+    env = {**env, "HOTLINE_TEST_SERVER_PID": str(proc.pid)}
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -65,8 +72,8 @@ def _serve(env: dict[str, str]) -> Iterator[tuple[str, dict[str, str]]]:
     try:
         yield base, env
     finally:
-        proc.terminate()
-        proc.wait(timeout=20)
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
 
 
 def test_signed_intake_and_user_token_over_real_http(server: tuple[str, dict[str, str]]) -> None:
@@ -150,3 +157,53 @@ def test_commands_on_an_unreachable_database_end_with_one_clear_line(tmp_path: P
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("错误: 无法连接数据库"), r.stderr
     assert "Traceback" not in r.stderr and "s3cret" not in r.stderr  # no stack, no password
+
+
+def _children(pid: int) -> list[int]:
+    return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def test_several_workers_run_the_jobs_once_in_the_supervisor(tmp_path: Path) -> None:
+    from tests.service.notify.receiver import Receiver, running
+
+    receiver = Receiver(secret=SECRET)
+    with running(receiver):
+        settings = _env(tmp_path, HOTLINE_CALLBACK_URL=receiver.url, HOTLINE_OUTBOX_INTERVAL_SECONDS="1")
+        for base, env in _serve(settings, "--workers", "2"):
+            supervisor = int(env["HOTLINE_TEST_SERVER_PID"])
+            # uvicorn's process manager forks the workers: they must not start the jobs again
+            workers = _children(supervisor)
+            environs = [Path(f"/proc/{p}/environ").read_bytes().split(b"\0") for p in workers]
+            assert len(environs) >= 2 and all(b"HOTLINE_SCHEDULER=0" in e for e in environs)
+            body = json.dumps(payload(), ensure_ascii=False).encode()
+            ticket = httpx.post(f"{base}/api/v1/hotline/tickets", content=body, headers=signed_headers(body)).json()
+            token = subprocess.run(
+                [*HOTLINE, "users", "create", "--name", "平安办", "--role", "office", "--office", "pingan"],
+                env=env,
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout.split()[-1]
+            who = {"Authorization": f"Bearer {token}"}
+            if ticket["state"] == "pending_review":
+                admin = subprocess.run(
+                    [*HOTLINE, "users", "create", "--name", "派单员", "--role", "dispatcher"],
+                    env=env,
+                    cwd=ROOT,
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                ).stdout.split()[-1]
+                httpx.post(
+                    f"{base}/api/v1/tickets/{ticket['id']}/confirm",
+                    json={},
+                    headers={"Authorization": f"Bearer {admin}"},
+                ).raise_for_status()
+            httpx.post(f"{base}/api/v1/tickets/{ticket['id']}/accept", json={}, headers=who).raise_for_status()
+            deadline = time.monotonic() + 30
+            while not receiver.acted and time.monotonic() < deadline:
+                time.sleep(0.2)
+            time.sleep(2.5)  # two more outbox rounds: a second scheduler would have had its chance
+    assert [m["event"] for m in receiver.order] == ["签收"]
+    assert len(receiver.keys_seen) == 1
