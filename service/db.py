@@ -7,9 +7,9 @@ import logging
 import os
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import event, text
+from sqlalchemy import ARRAY, ColumnElement, any_, bindparam, event, text
 from sqlalchemy.engine import URL, Dialect, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.types import DateTime, TypeDecorator
@@ -233,3 +233,11 @@ def upgrade(url: str, revision: str = "head") -> None:
     config.set_main_option("sqlalchemy.url", normalize_url(url).replace("%", "%%"))
     config.attributes["configure_logger"] = False
     command.upgrade(config, revision)
+
+
+def one_of(column: Any, name: str, postgres: bool) -> ColumnElement[bool]:
+    """`column IN (…)` for a list parameter. On PostgreSQL `= ANY(array)`: one statement text whatever the list's
+    length, so the server plans it once (prepared) instead of for every batch size."""
+    if postgres:
+        return cast(ColumnElement[bool], column == any_(bindparam(name, type_=ARRAY(column.type))))
+    return cast(ColumnElement[bool], column.in_(bindparam(name, expanding=True)))

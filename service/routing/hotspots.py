@@ -10,16 +10,13 @@ import functools
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
 from sqlalchemy import (
-    ARRAY,
-    ColumnElement,
     Executable,
     Select,
     TextClause,
     and_,
-    any_,
     bindparam,
     case,
     func,
@@ -51,10 +48,6 @@ def jaccard(x: frozenset[str], y: frozenset[str]) -> float:
     return len(x & y) / union if union else 0.0
 
 
-def similarity(a: str, b: str) -> float:
-    return jaccard(bigrams(a), bigrams(b))
-
-
 def _postgres_statements() -> tuple[TextClause, TextClause]:
     """PostgreSQL: one index probe per (category, building) pair, newest first, through ix_ticket_place. Written
     per place rather than as IN-lists, so the plan does not depend on fresh statistics (a new or fast-growing
@@ -76,14 +69,6 @@ def _postgres_statements() -> tuple[TextClause, TextClause]:
         f" FROM {places}"
     ).bindparams(bindparam("window", type_=UTCDateTime), bindparam("recurrence", type_=UTCDateTime))
     return candidates, history
-
-
-def one_of(column: Any, name: str, postgres: bool) -> ColumnElement[bool]:
-    """`column IN (…)` for a list parameter. On PostgreSQL `= ANY(array)`: one statement text whatever the list's
-    length, so the server plans it once (prepared) instead of for every batch size."""
-    if postgres:
-        return cast(ColumnElement[bool], column == any_(bindparam(name, type_=ARRAY(column.type))))
-    return cast(ColumnElement[bool], column.in_(bindparam(name, expanding=True)))
 
 
 # SQLite has no statistics unless ANALYZE ran, and without them it prefers the merged_into_id IS NULL or the state

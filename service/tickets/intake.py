@@ -19,11 +19,12 @@ from sqlmodel import Session, select
 from classifier.config import Rules
 from classifier.decision import Classifier, Decision
 from classifier.pipeline import TITLE_SEPARATOR
+from service.db import one_of
 from service.deadlines.service import DeadlinePolicy
 from service.errors import ConflictError
 from service.notify.models import Alert
 from service.routing.address import building_key
-from service.routing.hotspots import Candidate, PlaceIndex, one_of
+from service.routing.hotspots import Candidate, PlaceIndex
 from service.routing.service import Route, fallback_route, route
 from service.tickets.models import IntakeResponse, State, Ticket, TicketCreate, TicketEvent
 from service.tickets.service import SYSTEM_ACTOR, get_by_external_id, utcnow
