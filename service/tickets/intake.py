@@ -73,20 +73,27 @@ def _known_outcome(existing: Ticket | Row, digest: str) -> IntakeOutcome:
     return Accepted(IntakeResponse.model_validate(fields), False)
 
 
-def _classify_one(classifier: Classifier, text: str) -> tuple[Decision | None, str | None]:
+Decided = tuple[Decision | None, str | None]  # the decision, or why there is none
+
+
+def _text(payload: TicketCreate) -> str:
+    return f"{payload.title}{TITLE_SEPARATOR}{payload.content}" if payload.title else payload.content
+
+
+def _decide_one(classifier: Classifier, payload: TicketCreate) -> Decided:
     try:
-        return classifier.decide(text), None
+        return classifier.decide(_text(payload)), None
     except Exception as exc:  # any classifier failure must still store the ticket, for a person to route
         log.exception("classification_failed")
         return None, f"{type(exc).__name__}: {exc}"[:500]
 
 
-def _decide_all(classifier: Classifier, payloads: list[TicketCreate]) -> list[tuple[Decision | None, str | None]]:
-    texts = [f"{p.title}{TITLE_SEPARATOR}{p.content}" if p.title else p.content for p in payloads]
+def decide_all(classifier: Classifier, payloads: Sequence[TicketCreate]) -> list[Decided]:
+    """Classify a batch; a failure is returned per ticket, not raised: such a ticket is still stored, for review."""
     try:
-        return [(d, None) for d in classifier.decide_batch(texts)]
+        return [(d, None) for d in classifier.decide_batch([_text(p) for p in payloads])]
     except Exception:  # find the text that broke the batch: every other one is still classified
-        return [_classify_one(classifier, t) for t in texts]
+        return [_decide_one(classifier, p) for p in payloads]
 
 
 def _decision_fields(decision: Decision | None, error: str | None, where: Route) -> Row:
@@ -111,7 +118,7 @@ def _decision_fields(decision: Decision | None, error: str | None, where: Route)
 def _new_row(
     payload: TicketCreate,
     digest: str,
-    decided: tuple[Decision | None, str | None],
+    decided: Decided,
     *,
     policy: DeadlinePolicy,
     rules: Rules,
@@ -250,11 +257,13 @@ def intake_many(
     rules: Rules,
     source: str = "hotline",
     now: dt.datetime | None = None,
+    decided: Sequence[Decided] | None = None,
 ) -> list[IntakeOutcome]:
     """Store, classify, route and set deadlines for a batch of deliveries in one transaction; outcomes in order.
 
     Idempotent on external_id: a known id answers with its ticket (created=False), or a conflict if its content
-    differs; the same id twice in one batch is stored once."""
+    differs; the same id twice in one batch is stored once. `decided`, aligned with `payloads`, are decisions made
+    beforehand (the webhook classifies the next batch while this one waits on the database)."""
     now = now or utcnow()
     digests = [content_hash(p) for p in payloads]
     ids = {p.external_id for p in payloads}
@@ -265,9 +274,10 @@ def intake_many(
         if payload.external_id not in known:
             first.setdefault(payload.external_id, i)
     new = [payloads[i] for i in first.values()]
+    decisions = [decided[i] for i in first.values()] if decided is not None else decide_all(classifier, new)
     rows = [
-        _new_row(p, digests[i], decided, policy=policy, rules=rules, source=source, now=now)
-        for p, i, decided in zip(new, first.values(), _decide_all(classifier, new), strict=True)
+        _new_row(p, digests[i], d, policy=policy, rules=rules, source=source, now=now)
+        for p, i, d in zip(new, first.values(), decisions, strict=True)
     ]
     places = PlaceIndex.load(session, {(r["category"], r["building_key"]) for r in rows}, rules, now)
     duplicates = [_mark_place(r, places, rules) for r in rows]
@@ -281,7 +291,7 @@ def intake_many(
     except IntegrityError as exc:
         session.rollback()
         kw = {"classifier": classifier, "policy": policy, "rules": rules, "source": source, "now": now}
-        return _one_by_one(session, payloads, digests, exc, **kw)
+        return _one_by_one(session, payloads, digests, decided, exc, **kw)
     stored = {r["external_id"]: r for r in rows}
     outcomes: list[IntakeOutcome] = []
     for i, payload in enumerate(payloads):
@@ -298,12 +308,16 @@ def _one_by_one(
     session: Session,
     payloads: Sequence[TicketCreate],
     digests: list[str],
+    decided: Sequence[Decided] | None,
     error: IntegrityError,
     **kw: Any,
 ) -> list[IntakeOutcome]:
     """Another process stored one of these ids meanwhile: each delivery on its own finds the winner."""
     if len(payloads) > 1:
-        return [intake_many(session=session, payloads=[p], **kw)[0] for p in payloads]
+        return [
+            intake_many(session=session, payloads=[p], decided=None if decided is None else [decided[i]], **kw)[0]
+            for i, p in enumerate(payloads)
+        ]
     winner = get_by_external_id(session=session, external_id=payloads[0].external_id)
     if winner is None:  # not a duplicate id after all
         raise error

@@ -14,7 +14,7 @@ from classifier.decision import Classifier
 from service.db import make_engine
 from service.deadlines.service import DeadlinePolicy
 from service.errors import ConflictError
-from service.intake.batcher import IntakeBatcher
+from service.intake.batcher import IntakeBatcher, Waiting
 from service.notify.models import Alert
 from service.state import AppState
 from service.tickets.intake import Accepted, IntakeOutcome, intake_many
@@ -90,9 +90,9 @@ def test_batcher_groups_concurrent_deliveries_and_loses_none(state: AppState) ->
     sizes: list[int] = []
 
     class Recording(IntakeBatcher):
-        def _store(self, payloads: list[TicketCreate]) -> list[IntakeOutcome]:
-            sizes.append(len(payloads))
-            return super()._store(payloads)
+        def _store(self, batch: list[Waiting]) -> list[IntakeOutcome]:
+            sizes.append(len(batch))
+            return super()._store(batch)
 
     batcher = Recording(
         engine=state.engine,
@@ -167,10 +167,10 @@ def test_two_writers_store_each_id_once(state: AppState) -> None:
 
 def test_one_unstorable_delivery_does_not_fail_its_batch_mates(state: AppState) -> None:
     class Picky(IntakeBatcher):
-        def _store(self, payloads: list[TicketCreate]) -> list[IntakeOutcome]:
-            if any(p.external_id == "BAD" for p in payloads):
+        def _store(self, batch: list[Waiting]) -> list[IntakeOutcome]:
+            if any(item.payload.external_id == "BAD" for item in batch):
                 raise ValueError("unstorable")
-            return super()._store(payloads)
+            return super()._store(batch)
 
     batcher = Picky(
         engine=state.engine, classifier=state.classifier, policy=state.policy, rules=state.rules, clock=lambda: T0
