@@ -76,20 +76,19 @@ def _serve(env: dict[str, str], *args: str) -> Iterator[tuple[str, dict[str, str
         proc.wait(timeout=30)
 
 
+def _new_token(env: dict[str, str], name: str, role: str, office: str | None = None) -> str:
+    """`hotline users create` as an administrator runs it; its last line is the token."""
+    command = [*HOTLINE, "users", "create", "--name", name, "--role", role, *(["--office", office] if office else [])]
+    created = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, check=True)
+    return created.stdout.strip().splitlines()[-1]
+
+
 def test_signed_intake_and_user_token_over_real_http(server: tuple[str, dict[str, str]]) -> None:
     base, env = server
     body = json.dumps(payload(), ensure_ascii=False).encode()
     r = httpx.post(f"{base}/api/v1/hotline/tickets", content=body, headers=signed_headers(body))
     assert r.status_code == 201, r.text
-    created = subprocess.run(
-        [*HOTLINE, "users", "create", "--name", "平安办", "--role", "office", "--office", "pingan"],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    token = created.stdout.strip().splitlines()[-1]
+    token = _new_token(env, "平安办", "office", "pingan")
     assert token.startswith("htl_")
     mine = httpx.get(f"{base}/api/v1/tickets", headers={"Authorization": f"Bearer {token}"}).json()
     assert mine["total"] == 1 and mine["items"][0]["caller_phone"] == "13812345678"
@@ -177,28 +176,11 @@ def test_several_workers_run_the_jobs_once_in_the_supervisor(tmp_path: Path) -> 
             assert len(environs) >= 2 and all(b"HOTLINE_SCHEDULER=0" in e for e in environs)
             body = json.dumps(payload(), ensure_ascii=False).encode()
             ticket = httpx.post(f"{base}/api/v1/hotline/tickets", content=body, headers=signed_headers(body)).json()
-            token = subprocess.run(
-                [*HOTLINE, "users", "create", "--name", "平安办", "--role", "office", "--office", "pingan"],
-                env=env,
-                cwd=ROOT,
-                capture_output=True,
-                text=True,
-                check=True,
-            ).stdout.split()[-1]
-            who = {"Authorization": f"Bearer {token}"}
+            who = {"Authorization": f"Bearer {_new_token(env, '平安办', 'office', 'pingan')}"}
             if ticket["state"] == "pending_review":
-                admin = subprocess.run(
-                    [*HOTLINE, "users", "create", "--name", "派单员", "--role", "dispatcher"],
-                    env=env,
-                    cwd=ROOT,
-                    capture_output=True,
-                    text=True,
-                    check=True,
-                ).stdout.split()[-1]
+                dispatcher = {"Authorization": f"Bearer {_new_token(env, '派单员', 'dispatcher')}"}
                 httpx.post(
-                    f"{base}/api/v1/tickets/{ticket['id']}/confirm",
-                    json={},
-                    headers={"Authorization": f"Bearer {admin}"},
+                    f"{base}/api/v1/tickets/{ticket['id']}/confirm", json={}, headers=dispatcher
                 ).raise_for_status()
             httpx.post(f"{base}/api/v1/tickets/{ticket['id']}/accept", json={}, headers=who).raise_for_status()
             deadline = time.monotonic() + 30

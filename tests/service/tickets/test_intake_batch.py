@@ -36,6 +36,12 @@ def _batch(state: AppState, payloads: list[TicketCreate]) -> list[IntakeOutcome]
         )
 
 
+def _batcher(state: AppState, kind: type[IntakeBatcher] = IntakeBatcher, **kw: Any) -> IntakeBatcher:
+    return kind(
+        engine=state.engine, classifier=state.classifier, policy=state.policy, rules=state.rules, clock=lambda: T0, **kw
+    )
+
+
 def _accepted(outcome: IntakeOutcome) -> Accepted:
     assert isinstance(outcome, Accepted), outcome
     return outcome
@@ -94,14 +100,7 @@ def test_batcher_groups_concurrent_deliveries_and_loses_none(state: AppState) ->
             sizes.append(len(batch))
             return super()._store(batch)
 
-    batcher = Recording(
-        engine=state.engine,
-        classifier=state.classifier,
-        policy=state.policy,
-        rules=state.rules,
-        clock=lambda: T0,
-        max_batch=16,
-    )
+    batcher = _batcher(state, Recording, max_batch=16)
 
     async def flood() -> list[IntakeOutcome]:
         return await asyncio.gather(*(batcher.submit(_p(f"C{i}")) for i in range(60)))
@@ -135,15 +134,7 @@ def test_batcher_hands_a_database_outage_to_every_waiting_request(rules: Rules, 
 
 
 def test_two_writers_store_each_id_once(state: AppState) -> None:
-    batcher = IntakeBatcher(
-        engine=state.engine,
-        classifier=state.classifier,
-        policy=state.policy,
-        rules=state.rules,
-        clock=lambda: T0,
-        max_batch=4,
-        writers=2,
-    )
+    batcher = _batcher(state, max_batch=4, writers=2)
 
     def key(i: int) -> str:
         # batches of four; neighbouring batches, stored concurrently, carry the same four ids
@@ -172,9 +163,7 @@ def test_one_unstorable_delivery_does_not_fail_its_batch_mates(state: AppState) 
                 raise ValueError("unstorable")
             return super()._store(batch)
 
-    batcher = Picky(
-        engine=state.engine, classifier=state.classifier, policy=state.policy, rules=state.rules, clock=lambda: T0
-    )
+    batcher = _batcher(state, Picky)
 
     async def flood() -> list[BaseException | IntakeOutcome]:
         ids = ["G1", "G2", "BAD", "G3", "G4"]
