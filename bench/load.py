@@ -132,6 +132,14 @@ async def _drive(port: int, seconds: float, concurrency: int, requests: list[byt
     return result
 
 
+def _measured(pid: int, port: int, seconds: float, concurrency: int, requests: list[bytes]) -> Result:
+    """One run, with the server's CPU spent during it."""
+    before = _cpu_seconds(pid)
+    result = asyncio.run(_drive(port, seconds, concurrency, requests))
+    result.cpu_seconds = _cpu_seconds(pid) - before
+    return result
+
+
 def _raw(method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None) -> bytes:
     lines = [f"{method} {path} HTTP/1.1", "Host: 127.0.0.1", f"Content-Length: {len(body)}"]
     lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
@@ -212,14 +220,8 @@ def run(label: str, url: str, seconds: float, concurrency: int, workers: int) ->
         idle = _rss_mb(server.pid)
         print(f"{label}（{workers} 个服务进程，并发 {concurrency}，每项 {seconds:g} 秒）")
         print(f"  服务进程内存（模型已加载）{idle:.0f} MB")
-        floor_requests = [_raw("GET", "/healthz")] * int(seconds * 20000)
-        cpu = _cpu_seconds(server.pid)
-        floor = asyncio.run(_drive(port, seconds, concurrency, floor_requests))
-        floor.cpu_seconds, cpu = _cpu_seconds(server.pid) - cpu, _cpu_seconds(server.pid)
-        pool = signed_tickets(secret, int(seconds * 3000))
-        cpu = _cpu_seconds(server.pid)
-        tickets = asyncio.run(_drive(port, seconds, concurrency, pool))
-        tickets.cpu_seconds = _cpu_seconds(server.pid) - cpu
+        floor = _measured(server.pid, port, seconds, concurrency, [_raw("GET", "/healthz")] * int(seconds * 20000))
+        tickets = _measured(server.pid, port, seconds, concurrency, signed_tickets(secret, int(seconds * 3000)))
         floor_rate = _line("框架下限 /healthz", floor)
         ticket_rate = _line("签名接收工单", tickets)
         stored, distinct = _stored(url)
