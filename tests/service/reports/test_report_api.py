@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from fastapi.testclient import TestClient
 from openpyxl import load_workbook
@@ -20,7 +21,8 @@ from tests.service.notify.receiver import robot as start_robot
 def test_report_formats_and_roles(client: TestClient, state: AppState) -> None:
     post_ticket(client, payload())
     post_ticket(client, payload(content="成山路人行道上的窨井盖缺了一角，晚上很危险。", title="井盖"))
-    today = dt.datetime.now(dt.UTC).astimezone().date().isoformat()
+    # "today" is the report's day in the street's time zone, not the machine's
+    today = dt.datetime.now(ZoneInfo(state.rules.timezone)).date().isoformat()
     viewer = auth(token_for(state, "viewer"))
     body = client.get("/api/v1/reports/daily", params={"date": today}, headers=viewer).json()
     assert body["totals"]["received"] >= 2 and {"rows", "ledger", "period"} <= set(body)
