@@ -32,16 +32,6 @@ def mask_personal_numbers(text: str, replacement: str = " ") -> str:
     return _PERSONAL_NUMBER.sub(replacement, text)
 
 
-def mask_phone(phone: str | None) -> str | None:
-    """Show a phone number the way a reader without need-to-know may see it: 138****1234."""
-    if not phone:
-        return phone
-    digits = re.sub(r"\D", "", phone)
-    if len(digits) < 7:
-        return "*" * len(digits)
-    return f"{digits[:3]}{'*' * (len(digits) - 7)}{digits[-4:]}"
-
-
 def compile_boilerplate(patterns: Iterable[str]) -> re.Pattern[str] | None:
     parts = [f"(?:{p})" for p in patterns]
     return re.compile("|".join(parts)) if parts else None

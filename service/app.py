@@ -29,6 +29,7 @@ from service.settings import Settings, get_settings
 from service.state import AppState
 from service.tickets import routes as ticket_routes
 from service.web import routes as web_routes
+from service.web.headers import UIHeaders
 
 log = logging.getLogger(__name__)
 
@@ -116,10 +117,11 @@ def create_app(settings: Settings | None = None, state: AppState | None = None) 
         )
 
     @app.exception_handler(web_routes.LoginRequired)
-    async def login_required(request: Request, exc: Exception) -> RedirectResponse:
-        return RedirectResponse("/ui/login", status_code=303)
+    async def login_required(request: Request, exc: web_routes.LoginRequired) -> RedirectResponse:
+        return web_routes.login_redirect(state, exc)
 
     for module in (intake_routes, ticket_routes, notify_routes, report_routes, open311, ops_routes, web_routes):
         app.include_router(module.router)
     app.mount("/ui/static", StaticFiles(directory=str(web_routes.STATIC)), name="static")
+    app.add_middleware(UIHeaders)
     return app

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import gc
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
+from zoneinfo import ZoneInfo
 
 import typer
 from sqlmodel import Session
@@ -15,13 +17,18 @@ from classifier.artifact import ModelError
 from classifier.config import RulesError, load_rules
 from service.settings import Settings, UnsafeSettingsError
 
+if TYPE_CHECKING:
+    from service.auth.sessions import SessionLimits
+
 app = typer.Typer(
     help="Hotline 12345 工单服务", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False
 )
 db_app = typer.Typer(help="数据库迁移", no_args_is_help=True)
 users_app = typer.Typer(help="用户与令牌", no_args_is_help=True)
+sessions_app = typer.Typer(help="网页会话：查看、全部结束", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
+app.add_typer(sessions_app, name="sessions")
 classifier_cli.register(app)
 
 
@@ -242,6 +249,72 @@ def users_revoke(name: Annotated[str, typer.Option("--name", help="用户名")])
         except DomainError as exc:
             raise _fail(str(exc)) from exc
     typer.echo(f"已吊销用户 {user.name} 的令牌")
+
+
+@users_app.command("rotate-token")
+def users_rotate_token(name: Annotated[str, typer.Option("--name", help="用户名")]) -> None:
+    """Give a user a new token; the old token and every browser session end. The token is the last line."""
+    from service.auth.service import rotate_token
+    from service.errors import DomainError
+
+    session, _ = _session()
+    with session:
+        try:
+            user, token = rotate_token(session=session, name=name)
+        except DomainError as exc:
+            raise _fail(str(exc)) from exc
+    typer.echo(f"已为用户 {user.name} 更换令牌，旧令牌和全部网页会话已失效。新令牌只显示这一次：")
+    typer.echo(token)
+
+
+def _limits(settings: Settings) -> SessionLimits:
+    from service.auth.sessions import SessionLimits
+
+    return SessionLimits(
+        idle=dt.timedelta(minutes=settings.session_idle_minutes),
+        absolute=dt.timedelta(hours=settings.session_max_hours),
+    )
+
+
+@sessions_app.command("list")
+def sessions_list(name: Annotated[str, typer.Option("--name", help="用户名")]) -> None:
+    """List a user's active browser sessions."""
+    from service.auth.service import user_by_name
+    from service.auth.sessions import list_active_sessions
+    from service.errors import DomainError
+
+    session, settings = _session()
+    with session:
+        try:
+            user = user_by_name(session=session, name=name)
+        except DomainError as exc:
+            raise _fail(str(exc)) from exc
+        assert user.id is not None
+        now = dt.datetime.now(dt.UTC)
+        rows = list_active_sessions(session=session, user_id=user.id, now=now, limits=_limits(settings))
+    zone = ZoneInfo(load_rules(settings.rules).timezone)
+    typer.echo(f"用户 {user.name} 有 {len(rows)} 个有效网页会话")
+    for row in rows:
+        at = [t.astimezone(zone).strftime("%Y-%m-%d %H:%M") for t in (row.created_at, row.last_seen_at)]
+        typer.echo(f"登录 {at[0]}\t最近访问 {at[1]}\t{row.client or '-'}\t{row.user_agent[:60] or '-'}")
+
+
+@sessions_app.command("end")
+def sessions_end(name: Annotated[str, typer.Option("--name", help="用户名")]) -> None:
+    """End every browser session of a user (the token stays valid)."""
+    from service.auth.service import user_by_name
+    from service.auth.sessions import end_all_sessions
+    from service.errors import DomainError
+
+    session, _ = _session()
+    with session:
+        try:
+            user = user_by_name(session=session, name=name)
+        except DomainError as exc:
+            raise _fail(str(exc)) from exc
+        assert user.id is not None
+        count = end_all_sessions(session=session, user_id=user.id, now=dt.datetime.now(dt.UTC), reason="ended_all")
+    typer.echo(f"已结束用户 {user.name} 的 {count} 个网页会话")
 
 
 @app.command("check-rules")

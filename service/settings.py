@@ -51,6 +51,11 @@ class Settings(BaseSettings):
     outbox_max_attempts: int = Field(default=12, gt=0)
     outbox_backoff_seconds: float = Field(default=30.0, gt=0)
     outbox_backoff_max_seconds: float = Field(default=3600.0, gt=0)
+    # Open311 GET requests: public (redacted, dispatched tickets only) or off entirely
+    open311_public_reads: bool = True
+    # browser sessions: ended after this long without a request, and this long after login whatever happens
+    session_idle_minutes: int = Field(default=30, gt=0, le=24 * 60)
+    session_max_hours: int = Field(default=12, gt=0, le=7 * 24)
     # group robots: {"dispatcher": ["https://…"], "pingan": ["https://…"]} (secrets: environment only)
     notify_webhooks: dict[str, list[str]] = {}
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 
-from sqlalchemy import UniqueConstraint
+from sqlalchemy import Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from service.db import UTCDateTime
@@ -46,3 +46,30 @@ class UserPublic(SQLModel):
     token_prefix: str
     created_at: dt.datetime
     revoked_at: dt.datetime | None
+
+
+class WebSession(SQLModel, table=True):
+    """A browser login, held on the server so that logout, revoke and a new token end every copy of the cookie."""
+
+    __tablename__ = "web_session"
+    __table_args__ = (Index("ix_web_session_user", "user_id", "ended_at"),)
+
+    # SHA-256 of the cookie's random value: a copy of this table does not let anyone log in
+    id: str = Field(primary_key=True, max_length=64)
+    user_id: int = Field(foreign_key="app_user.id")
+    csrf: str = Field(max_length=64)
+    created_at: dt.datetime = Field(sa_type=UTCDateTime)
+    last_seen_at: dt.datetime = Field(sa_type=UTCDateTime)
+    expires_at: dt.datetime = Field(sa_type=UTCDateTime)
+    ended_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    ended_reason: str | None = Field(default=None, max_length=16)
+    client: str = Field(default="", max_length=64)
+    user_agent: str = Field(default="", max_length=200)
+
+
+class WebSessionPublic(SQLModel):
+    created_at: dt.datetime
+    last_seen_at: dt.datetime
+    expires_at: dt.datetime
+    client: str
+    user_agent: str

@@ -11,6 +11,7 @@ from sqlmodel import Session, col, select
 
 from classifier.config import Rules
 from service.auth.models import Role, User
+from service.auth.sessions import end_all_sessions
 from service.errors import ConflictError, InvalidInputError, NotFoundError
 
 TOKEN_PREFIX = "htl_"
@@ -59,9 +60,35 @@ def revoke_user(*, session: Session, name: str) -> User:
     if user is None:
         raise NotFoundError(f"用户「{name}」不存在")
     if user.revoked_at is None:
-        user.revoked_at = dt.datetime.now(dt.UTC)
+        now = dt.datetime.now(dt.UTC)
+        user.revoked_at = now
         session.add(user)
+        assert user.id is not None
+        end_all_sessions(session=session, user_id=user.id, now=now, reason="revoked", commit=False)
         session.commit()
+    return user
+
+
+def rotate_token(*, session: Session, name: str) -> tuple[User, str]:
+    """A new token for a user; the old one stops working and so does every browser session opened with it."""
+    user = session.exec(select(User).where(User.name == name)).first()
+    if user is None:
+        raise NotFoundError(f"用户「{name}」不存在")
+    if user.revoked_at is not None:
+        raise ConflictError(f"用户「{name}」已吊销，不能更换令牌")
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    user.token_hash, user.token_prefix = hash_token(token), token[:10]
+    session.add(user)
+    assert user.id is not None
+    end_all_sessions(session=session, user_id=user.id, now=dt.datetime.now(dt.UTC), reason="new_token", commit=False)
+    session.commit()
+    return user, token
+
+
+def user_by_name(*, session: Session, name: str) -> User:
+    user = session.exec(select(User).where(User.name == name)).first()
+    if user is None:
+        raise NotFoundError(f"用户「{name}」不存在")
     return user
 
 

@@ -11,30 +11,38 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from classifier.config import Rules
-from classifier.normalize import mask_personal_numbers
+from service.labels import ALERT_KINDS, CLOCKS, zh
 from service.notify.models import Alert
+from service.redaction import redact
 from service.tickets.models import Ticket
 
 log = logging.getLogger(__name__)
 
-KIND_LABELS = {"due_soon": "临期预警", "overdue": "超期", "escalated": "督办"}
-CLOCK_LABELS = {"contact": "先行联系", "resolve": "办结"}
 MAX_ATTEMPTS = 5
+SUMMARY_CHARS = 40
+
+
+def _clock_line(alert: Alert, ticket: Ticket, zone: ZoneInfo) -> str:
+    if alert.kind == "hotspot":
+        return f"> 原因：{ticket.hotspot_reason or '同一楼栋同类工单多发'}"
+    due = ticket.first_contact_due if alert.clock == "contact" else ticket.resolve_due
+    due_text = due.astimezone(zone).strftime("%Y-%m-%d %H:%M") if due else "-"
+    return f"> {zh(CLOCKS, alert.clock)}时限：{due_text}"
 
 
 def markdown(alert: Alert, ticket: Ticket, rules: Rules) -> tuple[str, str]:
-    """(title, body) without personal data: no caller name or phone, numbers masked in the title."""
-    zone = ZoneInfo(rules.timezone)
-    due = ticket.first_contact_due if alert.clock == "contact" else ticket.resolve_due
-    due_text = due.astimezone(zone).strftime("%Y-%m-%d %H:%M") if due else "-"
+    """(title, body) without personal data: the summary goes through the one redaction (numbers, names, rooms)."""
     category = rules.categories[ticket.category].name if ticket.category in rules.categories else "-"
     office = rules.office_name(ticket.office) if ticket.office in rules.offices else "-"
-    title = f"【{KIND_LABELS.get(alert.kind, alert.kind)}】工单 {ticket.external_id}"
-    summary = mask_personal_numbers(ticket.title or ticket.content[:40], "*")
+    title = f"【{zh(ALERT_KINDS, alert.kind)}】工单 {ticket.external_id}"
+    names = (ticket.caller_name,) if ticket.caller_name else ()
+    summary = redact(ticket.title or ticket.content, names=names)
+    if len(summary) > SUMMARY_CHARS:
+        summary = summary[: SUMMARY_CHARS - 1] + "…"
     body = (
         f"### {title}\n"
         f"> 类别：{category}　承办：{office}\n"
-        f"> {CLOCK_LABELS.get(alert.clock, alert.clock)}时限：{due_text}\n"
+        f"{_clock_line(alert, ticket, ZoneInfo(rules.timezone))}\n"
         f"> 摘要：{summary}\n"
     )
     return title, body

@@ -89,6 +89,15 @@ def _bad_char(value: str) -> str | None:
     return None
 
 
+def without_invisible(value: str) -> str:
+    """Text as it will be shown: format characters removed (bidi overrides U+202A–202E and U+2066–2069, zero-width
+    U+200B–200F, word joiner, BOM, soft hyphen…). They can reverse or hide what a reader sees, and mean nothing in a
+    work order; the one visible loss is that emoji joined by U+200D show as their parts."""
+    if value.isascii():
+        return value
+    return "".join(ch for ch in value if unicodedata.category(ch) != "Cf")
+
+
 class TicketBase(SQLModel):
     external_id: str = Field(min_length=1, max_length=64, description="工单编号（幂等键）：字母、数字、_.:-")
     received_at: dt.datetime = Field(sa_type=UTCDateTime, description="热线受理时间（带时区）")
@@ -107,8 +116,9 @@ class TicketCreate(TicketBase):
     """What the hotline system sends (DESIGN §6); unknown fields are refused.
 
     Normalisation (what is stored differs from what was sent only in this): times are converted to UTC; title,
-    content, address and caller_name lose leading and trailing whitespace; caller_phone is NFKC-normalised
-    (full-width digits, ＋ and － become ASCII) and loses spaces and hyphens.
+    content, address and caller_name lose invisible format characters (bidi controls, zero-width characters, BOM,
+    soft hyphen) and leading and trailing whitespace; caller_phone is NFKC-normalised (full-width digits, ＋ and －
+    become ASCII) and loses spaces and hyphens.
     """
 
     model_config = {"extra": "forbid"}
@@ -162,7 +172,7 @@ class TicketCreate(TicketBase):
         bad = _bad_char(value)
         if bad is not None:
             raise ValueError(f"{label}不能包含控制字符（U+{ord(bad):04X}）")
-        value = value.strip()
+        value = without_invisible(value).strip()
         if info.field_name == "content" and not value:
             # min_length=1 is checked before stripping: "   " would otherwise be stored as an empty work order
             raise ValueError("工单内容不能为空")
@@ -360,6 +370,11 @@ class TicketPage(SQLModel):
 class ActionNote(SQLModel):
     model_config = {"extra": "forbid"}
     note: str | None = Field(default=None, max_length=2000)
+
+    @field_validator("note", "reason", check_fields=False)
+    @classmethod
+    def _visible(cls, value: str | None) -> str | None:
+        return None if value is None else without_invisible(value)
 
 
 class RerouteBody(ActionNote):

@@ -8,8 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, HTTPException, Path, Query, status
 from pydantic import BaseModel
 
-from classifier.normalize import mask_phone
-from service.auth.models import Role, User
+from service.auth.models import User
 from service.deps import CurrentUser, SessionDep, StateDep
 from service.errors import ConflictError, DomainError, ForbiddenError, InvalidInputError, NotFoundError
 from service.state import AppState
@@ -22,28 +21,14 @@ from service.tickets.models import (
     ResolveBody,
     ReturnBody,
     State,
-    Ticket,
     TicketDetail,
-    TicketEventPublic,
     TicketPage,
     TicketPublic,
 )
 from service.tickets.service import Actor, Lifecycle, TicketFilter, get_ticket, list_tickets, timeline
-from service.tickets.statemachine import label
+from service.tickets.visibility import event_view, public_view
 
 router = APIRouter(prefix="/api/v1/tickets", tags=["工单"])
-
-
-def may_see_phone(user: User, ticket: Ticket) -> bool:
-    """Only the dispatcher and the assigned office need the caller's number (DESIGN §6)."""
-    return user.role == Role.dispatcher or (user.role == Role.office and user.office == ticket.office)
-
-
-def to_public(ticket: Ticket, user: User) -> TicketPublic:
-    public = TicketPublic.model_validate(ticket, from_attributes=True, update={"state_label": label(ticket.state)})
-    if not may_see_phone(user, ticket):
-        public.caller_phone = mask_phone(public.caller_phone) or ""
-    return public
 
 
 def http_error(exc: DomainError) -> HTTPException:
@@ -81,7 +66,7 @@ def list_route(
         )
     filters = TicketFilter(state=state, office=office, category=category, overdue=overdue, due_before=due_before, q=q)
     rows, total = list_tickets(session=session, actor=Actor.of(user), filters=filters, page=page, page_size=page_size)
-    return {"items": [to_public(t, user) for t in rows], "total": total, "page": page, "page_size": page_size}
+    return {"items": [public_view(t, user) for t in rows], "total": total, "page": page, "page_size": page_size}
 
 
 @router.get("/{ticket_id}", response_model=TicketDetail)
@@ -93,11 +78,8 @@ def detail_route(
         ticket = get_ticket(session=session, ticket_id=ticket_id, actor=Actor.of(user))
     except DomainError as exc:
         raise http_error(exc) from exc
-    events = [
-        TicketEventPublic.model_validate(e, from_attributes=True)
-        for e in timeline(session=session, ticket_id=ticket_id)
-    ]
-    public = to_public(ticket, user)
+    events = [event_view(e, ticket, user) for e in timeline(session=session, ticket_id=ticket_id)]
+    public = public_view(ticket, user)
     return TicketDetail(**public.model_dump(), classification=ticket.classification, timeline=events)
 
 
@@ -109,7 +91,7 @@ def _act(
         ticket = lifecycle.perform(ticket_id=ticket_id, action=action, actor=Actor.of(user), body=body.model_dump())
     except DomainError as exc:
         raise http_error(exc) from exc
-    return to_public(ticket, user)
+    return public_view(ticket, user)
 
 
 TicketId = Annotated[int, Path(ge=1, le=2**62)]

@@ -6,7 +6,6 @@ import datetime as dt
 import secrets
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request, status
@@ -17,43 +16,63 @@ from pydantic import ValidationError
 from sqlmodel import Session, col, select
 from starlette.concurrency import run_in_threadpool
 
-from classifier.normalize import mask_phone
-from service.auth.models import ROLE_LABELS, Role, User
+from service.auth.models import ROLE_LABELS, Role, User, WebSession
 from service.auth.service import user_for_token
+from service.auth.sessions import SessionLimits, active_session, end_session, start_session
 from service.deadlines.sweep import lights
 from service.deps import SessionDep, StateDep
 from service.errors import DomainError
+from service.labels import LIGHTS, SYSTEM_ACTIONS, zh
 from service.state import AppState
 from service.tickets.models import OPEN_STATES, STATE_LABELS, State, Ticket
-from service.tickets.routes import ACTION_BODIES, may_see_phone
+from service.tickets.routes import ACTION_BODIES
 from service.tickets.service import Actor, Lifecycle, timeline, utcnow
 from service.tickets.statemachine import TRANSITIONS, label
+from service.tickets.visibility import event_view, public_view
 from service.web import session as web_session
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 STATIC = Path(__file__).parent / "static"
-LIGHT_LABELS = {"green": "正常", "yellow": "临期", "red": "超期"}
-ACTION_LABELS = {name: t.label for name, t in TRANSITIONS.items()}
+ACTION_LABELS = {**SYSTEM_ACTIONS, **{name: t.label for name, t in TRANSITIONS.items()}}
 
 
 class LoginRequired(Exception):
-    pass
+    """No live session: the page sends the browser to the login page (saying so when a session had ended)."""
+
+    def __init__(self, ended: bool) -> None:
+        super().__init__("login required")
+        self.ended = ended
 
 
 def _secret(state: AppState) -> str:
     return state.settings.webhook_secret.get_secret_value()
 
 
-def current_web_user(request: Request, session: SessionDep, state: StateDep) -> tuple[User, web_session.WebSession]:
-    found = web_session.decode(request.cookies.get(web_session.COOKIE), _secret(state))
-    user = session.get(User, found.user_id) if found else None
-    if found is None or user is None or user.revoked_at is not None:
-        raise LoginRequired
-    return user, found
+def session_limits(state: AppState) -> SessionLimits:
+    settings = state.settings
+    idle, absolute = dt.timedelta(minutes=settings.session_idle_minutes), dt.timedelta(hours=settings.session_max_hours)
+    return SessionLimits(idle=idle, absolute=absolute)
 
 
-WebUser = Annotated[tuple[User, web_session.WebSession], Depends(current_web_user)]
+def current_web_user(request: Request, session: SessionDep, state: StateDep) -> tuple[User, WebSession]:
+    cookie = request.cookies.get(web_session.COOKIE)
+    found = active_session(session=session, token=cookie, now=state.clock(), limits=session_limits(state))
+    if found is None:
+        raise LoginRequired(ended=bool(cookie))
+    record, user = found
+    return user, record
+
+
+WebUser = Annotated[tuple[User, WebSession], Depends(current_web_user)]
+
+
+def login_redirect(state: AppState, exc: LoginRequired) -> RedirectResponse:
+    """Where a request without a live session goes; the stale cookie is dropped."""
+    response = _back("/ui/login", state, err="会话已结束，请重新登录" if exc.ended else None)
+    if exc.ended:
+        response.delete_cookie(web_session.COOKIE)
+    return response
 
 
 def _check_csrf(submitted: str, expected: str) -> None:
@@ -88,12 +107,13 @@ def highlight(text: str, words: list[str]) -> Markup:
     return Markup("").join(out)
 
 
-def _row(ticket: Ticket, state: AppState, now: dt.datetime) -> dict[str, Any]:
+def _row(ticket: Ticket, state: AppState, now: dt.datetime, user: User) -> dict[str, Any]:
     rules = state.rules
     light = lights(ticket, state.policy, now)
     worst = "red" if "red" in light.values() else "yellow" if "yellow" in light.values() else "green"
     return {
-        "t": ticket,
+        "t": public_view(ticket, user),
+        "cls": ticket.classification,
         "lights": light,
         "worst": worst if light else "none",
         "category": rules.categories[ticket.category].name if ticket.category in rules.categories else "—",
@@ -104,33 +124,55 @@ def _row(ticket: Ticket, state: AppState, now: dt.datetime) -> dict[str, Any]:
     }
 
 
+def _flash(request: Request, state: AppState) -> dict[str, str | None]:
+    found = web_session.decode_flash(request.cookies.get(web_session.FLASH_COOKIE), _secret(state))
+    kind, text = found or ("", "")
+    return {"flash": text if kind == "msg" else None, "error": text if kind == "err" else None}
+
+
+def _render(request: Request, state: AppState, name: str, context: dict[str, Any]) -> HTMLResponse:
+    """A page; a flash message it shows is shown once."""
+    response = templates.TemplateResponse(request, name, {**_flash(request, state), **context})
+    if web_session.FLASH_COOKIE in request.cookies:
+        response.delete_cookie(web_session.FLASH_COOKIE, path="/ui")
+    return response
+
+
 def _page(request: Request, name: str, user: User, csrf: str, state: AppState, **context: Any) -> HTMLResponse:
     base = {
         "user": user,
         "role_label": ROLE_LABELS.get(Role(user.role), user.role),
         "csrf": csrf,
-        "flash": request.query_params.get("msg"),
-        "error": request.query_params.get("err"),
         "office_label": state.rules.office_name(user.office) if user.office in state.rules.offices else "",
-        "light_labels": LIGHT_LABELS,
+        "light_labels": LIGHTS,
         "state_labels": {s.value: v for s, v in STATE_LABELS.items()},
     }
-    return templates.TemplateResponse(request, name, {**base, **context})
+    return _render(request, state, name, {**base, **context})
 
 
-def _back(path: str, **params: str) -> RedirectResponse:
-    query = f"?{urlencode(params)}" if params else ""
-    return RedirectResponse(path + query, status_code=status.HTTP_303_SEE_OTHER)
+def _back(path: str, state: AppState, *, msg: str | None = None, err: str | None = None) -> RedirectResponse:
+    """A redirect after a form; its banner travels in a flash cookie the server signs, never in the URL."""
+    response = RedirectResponse(path, status_code=status.HTTP_303_SEE_OTHER)
+    if msg or err:
+        value = web_session.encode_flash("err" if err else "msg", err or msg or "", _secret(state))
+        response.set_cookie(
+            web_session.FLASH_COOKIE,
+            value,
+            max_age=web_session.FLASH_MAX_AGE,
+            path="/ui",
+            httponly=True,
+            samesite="strict",
+        )
+    return response
 
 
 # Login --------------------------------------------------------------------------------------------------------
 
 
 @router.get("/login", response_class=HTMLResponse)
-def login_page(request: Request) -> HTMLResponse:
+def login_page(request: Request, state: StateDep) -> HTMLResponse:
     token = secrets.token_urlsafe(24)
-    context = {"csrf": token, "error": request.query_params.get("err")}
-    response = templates.TemplateResponse(request, "login.html", context)
+    response = _render(request, state, "login.html", {"csrf": token})
     response.set_cookie(web_session.LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict", max_age=600)
     return response
 
@@ -146,19 +188,27 @@ def login(
     _check_csrf(csrf, request.cookies.get(web_session.LOGIN_CSRF_COOKIE, "-"))
     client = request.client.host if request.client else "?"
     if state.throttle.blocked(client):
-        return _back("/ui/login", err="登录失败次数过多，请稍后再试")
+        return _back("/ui/login", state, err="登录失败次数过多，请稍后再试")
     user = user_for_token(session=session, token=token.strip())
     if user is None or user.id is None:
         state.throttle.fail(client)
-        return _back("/ui/login", err="令牌无效或已吊销")
-    response = _back("/ui/")
-    value = web_session.encode(web_session.new_session(user.id), _secret(state))
+        return _back("/ui/login", state, err="令牌无效或已吊销")
+    limits = session_limits(state)
+    _, value = start_session(
+        session=session,
+        user=user,
+        now=state.clock(),
+        limits=limits,
+        client=client,
+        user_agent=request.headers.get("user-agent", ""),
+    )
+    response = _back("/ui/", state)
     response.set_cookie(
         web_session.COOKIE,
         value,
         httponly=True,
         samesite="strict",
-        max_age=web_session.MAX_AGE,
+        max_age=int(limits.absolute.total_seconds()),
         secure=request.url.scheme == "https",
     )
     response.delete_cookie(web_session.LOGIN_CSRF_COOKIE)
@@ -166,16 +216,19 @@ def login(
 
 
 @router.post("/logout")
-def logout(web: WebUser, csrf: Annotated[str, Form(max_length=100)]) -> Response:
+def logout(
+    request: Request, web: WebUser, session: SessionDep, state: StateDep, csrf: Annotated[str, Form(max_length=100)]
+) -> Response:
     _check_csrf(csrf, web[1].csrf)
-    response = _back("/ui/login", err="已退出登录")
+    end_session(session=session, token=request.cookies.get(web_session.COOKIE), now=state.clock())
+    response = _back("/ui/login", state, msg="已退出登录")
     response.delete_cookie(web_session.COOKIE)
     return response
 
 
 @router.get("/")
-def home(web: WebUser) -> Response:
-    return _back(_landing(web[0]))
+def home(web: WebUser, state: StateDep) -> Response:
+    return _back(_landing(web[0]), state)
 
 
 def _landing(user: User) -> str:
@@ -187,7 +240,9 @@ def _landing(user: User) -> str:
 # Dispatcher queue ----------------------------------------------------------------------------------------------
 
 
-def _queue_rows(session: Session, state: AppState, now: dt.datetime, filters: dict[str, str]) -> list[dict[str, Any]]:
+def _queue_rows(
+    session: Session, state: AppState, now: dt.datetime, filters: dict[str, str], user: User
+) -> list[dict[str, Any]]:
     statement = select(Ticket).where(col(Ticket.state).in_([str(s) for s in OPEN_STATES]))
     if filters.get("category"):
         statement = statement.where(Ticket.category == filters["category"])
@@ -204,7 +259,7 @@ def _queue_rows(session: Session, state: AppState, now: dt.datetime, filters: di
         )
     rows = []
     for ticket in session.exec(statement.limit(2000)):
-        row = _row(ticket, state, now)
+        row = _row(ticket, state, now, user)
         review = (
             ticket.state in (State.pending_review, State.returned)
             or ticket.extension_state == "requested"
@@ -222,9 +277,9 @@ def _queue_rows(session: Session, state: AppState, now: dt.datetime, filters: di
 def queue(request: Request, web: WebUser, session: SessionDep, state: StateDep) -> Response:
     user, sess = web
     if user.role not in (Role.dispatcher, Role.admin):
-        return _back(_landing(user))
+        return _back(_landing(user), state)
     filters = {k: request.query_params.get(k, "")[:100] for k in ("category", "office", "grid", "q")}
-    rows = _queue_rows(session, state, utcnow(), filters)
+    rows = _queue_rows(session, state, utcnow(), filters, user)
     return _page(
         request,
         "queue.html",
@@ -245,11 +300,11 @@ def queue(request: Request, web: WebUser, session: SessionDep, state: StateDep) 
 def workbench(request: Request, web: WebUser, session: SessionDep, state: StateDep) -> Response:
     user, sess = web
     if user.role != Role.office:
-        return _back(_landing(user))
+        return _back(_landing(user), state)
     working = [State.dispatched, State.accepted, State.contacted, State.reopened]
     statement = select(Ticket).where(Ticket.office == user.office, col(Ticket.state).in_([str(s) for s in working]))
     now = utcnow()
-    rows = [_row(t, state, now) for t in session.exec(statement.limit(2000))]
+    rows = [_row(t, state, now, user) for t in session.exec(statement.limit(2000))]
     order = {"red": 0, "yellow": 1, "green": 2, "none": 3}
     far = dt.datetime.max.replace(tzinfo=dt.UTC)
     rows.sort(key=lambda r: (order[r["worst"]], r["t"].resolve_due or far))
@@ -266,15 +321,16 @@ def ticket_page(request: Request, ticket_id: int, web: WebUser, session: Session
     if ticket is None or (user.role == Role.office and ticket.office != user.office):
         return _page(request, "missing.html", user, sess.csrf, state, ticket_id=ticket_id)
     zone = _zone(state)
-    phone = ticket.caller_phone if may_see_phone(user, ticket) else (mask_phone(ticket.caller_phone) or "")
+    row = _row(ticket, state, utcnow(), user)
+    view = row["t"]
     words = [w for found in ticket.classification.get("matched_keywords", {}).values() for w in found]
     events = [
         {
-            "e": e,
+            "e": event_view(e, ticket, user),
             "at": _local(e.at, zone),
             "from": label(e.from_state) if e.from_state else "—",
             "to": label(e.to_state),
-            "action": ACTION_LABELS.get(e.action, {"receive": "接收", "supervise": "督办"}.get(e.action, e.action)),
+            "action": zh(ACTION_LABELS, e.action),
         }
         for e in timeline(session=session, ticket_id=ticket_id)
     ]
@@ -289,10 +345,10 @@ def ticket_page(request: Request, ticket_id: int, web: WebUser, session: Session
         user,
         sess.csrf,
         state,
-        row=_row(ticket, state, utcnow()),
-        phone=phone,
-        text=highlight(ticket.content, words),
-        title=highlight(ticket.title, words),
+        row=row,
+        phone=view.caller_phone,
+        text=highlight(view.content, words),
+        title=highlight(view.title, words),
         events=events,
         allowed=allowed,
         rules=state.rules,
@@ -331,23 +387,23 @@ async def ticket_action(
         if "days" in body:
             body["days"] = float(body["days"])
     except ValueError:
-        return _back(back, err="请输入有效的数字")
+        return _back(back, state, err="请输入有效的数字")
     model = ACTION_BODIES.get(action)
     if model is None:
-        return _back(back, err=f"未知操作「{action}」")
+        return _back(back, state, err=f"未知操作「{action}」")
     try:
         parsed = model.model_validate(body)
     except ValidationError as exc:
         first = exc.errors()[0]
-        return _back(back, err=f"{FIELD_LABELS.get(str(first['loc'][0]), first['loc'][0])}：{first['msg']}")
+        return _back(back, state, err=f"{FIELD_LABELS.get(str(first['loc'][0]), first['loc'][0])}：{first['msg']}")
     lifecycle = Lifecycle(session=session, rules=state.rules, policy=state.policy)
     try:
         await run_in_threadpool(
             lifecycle.perform, ticket_id=ticket_id, action=action, actor=Actor.of(user), body=parsed.model_dump()
         )
     except DomainError as exc:
-        return _back(back, err=exc.message)
-    return _back(back, msg=f"工单 {ticket_id}：{ACTION_LABELS.get(action, action)}成功")
+        return _back(back, state, err=exc.message)
+    return _back(back, state, msg=f"工单 {ticket_id}：{zh(ACTION_LABELS, action)}成功")
 
 
 # Reports ------------------------------------------------------------------------------------------------------
@@ -394,9 +450,9 @@ def reports_page(request: Request, web: WebUser, state: StateDep) -> Response:
             request.query_params.get("start", "") or (end - dt.timedelta(days=29)).isoformat()
         )
     except ValueError:
-        return _back("/ui/reports", err="日期格式应为 YYYY-MM-DD")
+        return _back("/ui/reports", state, err="日期格式应为 YYYY-MM-DD")
     if start > end or (end - start).days > 366 or start.year < 2000 or end.year > 2099:
-        return _back("/ui/reports", err="开始日期须不晚于结束日期，且跨度不超过一年")
+        return _back("/ui/reports", state, err="开始日期须不晚于结束日期，且跨度不超过一年")
     office = user.office if user.role == Role.office else None
     report = load_report(state.engine, state.rules, start, end, office)
     return _page(

@@ -1,4 +1,8 @@
-"""Browser sessions: a signed, HttpOnly, SameSite=Strict cookie naming the user, with a CSRF token inside."""
+"""Browser cookies: the session cookie's name, and flash messages signed by the server.
+
+The session itself lives in the database (service.auth.sessions); the cookie holds only its random key. Banners
+come from a short-lived signed flash cookie that the server set on the redirect: text in a URL is never shown.
+"""
 
 from __future__ import annotations
 
@@ -6,35 +10,27 @@ import base64
 import hashlib
 import hmac
 import json
-import secrets
-import time
-from dataclasses import dataclass
 
 COOKIE = "hotline_session"
 LOGIN_CSRF_COOKIE = "hotline_login_csrf"
-MAX_AGE = 12 * 3600
-
-
-@dataclass(frozen=True)
-class WebSession:
-    user_id: int
-    csrf: str
-    expires: int
+FLASH_COOKIE = "hotline_flash"
+FLASH_MAX_AGE = 120
 
 
 def _key(secret: str) -> bytes:
-    # derived from, never equal to, the webhook secret: one setting, two independent keys
-    return hmac.new(secret.encode(), b"hotline-web-session", hashlib.sha256).digest()
+    # derived from, never equal to, the webhook secret: one setting, independent keys
+    return hmac.new(secret.encode(), b"hotline-web-flash", hashlib.sha256).digest()
 
 
-def encode(session: WebSession, secret: str) -> str:
-    body = base64.urlsafe_b64encode(json.dumps(session.__dict__).encode()).decode()
+def encode_flash(kind: str, text: str, secret: str) -> str:
+    body = base64.urlsafe_b64encode(json.dumps({"kind": kind, "text": text[:300]}).encode()).decode()
     mac = hmac.new(_key(secret), body.encode(), hashlib.sha256).hexdigest()
     return f"{body}.{mac}"
 
 
-def decode(value: str | None, secret: str, now: float | None = None) -> WebSession | None:
-    if not value or "." not in value:
+def decode_flash(value: str | None, secret: str) -> tuple[str, str] | None:
+    """(kind, text) of a flash cookie the server set, or None for anything else."""
+    if not value or "." not in value or len(value) > 2000:
         return None
     body, mac = value.rsplit(".", 1)
     expected = hmac.new(_key(secret), body.encode(), hashlib.sha256).hexdigest()
@@ -42,13 +38,7 @@ def decode(value: str | None, secret: str, now: float | None = None) -> WebSessi
         return None
     try:
         data = json.loads(base64.urlsafe_b64decode(body.encode()))
-        session = WebSession(user_id=int(data["user_id"]), csrf=str(data["csrf"]), expires=int(data["expires"]))
+        kind, text = str(data["kind"]), str(data["text"])
     except (ValueError, KeyError, TypeError):
         return None
-    if session.expires < (time.time() if now is None else now):
-        return None
-    return session
-
-
-def new_session(user_id: int) -> WebSession:
-    return WebSession(user_id=user_id, csrf=secrets.token_urlsafe(24), expires=int(time.time()) + MAX_AGE)
+    return (kind, text) if kind in ("msg", "err") else None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from classifier.normalize import compile_boilerplate, mask_personal_numbers, mask_phone, normalize_text
+from classifier.normalize import compile_boilerplate, mask_personal_numbers, normalize_text
 
 
 def test_traditional_and_full_width_become_simplified_half_width() -> None:
@@ -23,13 +23,6 @@ def test_phone_and_id_numbers_never_survive() -> None:
 def test_boilerplate_removed_with_rules_patterns() -> None:
     pattern = compile_boilerplate([r"市民来电反映[:：]", r"要求相关部门尽快处理[。]?"])
     assert normalize_text("市民來電反映：垃圾厢房满溢，要求相关部门尽快处理。", pattern) == "垃圾厢房满溢,"
-
-
-def test_mask_phone_for_display() -> None:
-    assert mask_phone("13812345678") == "138****5678"
-    assert mask_phone("021-58881234") == "021****1234"
-    assert mask_phone("") == ""
-    assert mask_phone("12") == "**"
 
 
 @given(st.text(max_size=200))

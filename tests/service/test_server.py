@@ -46,14 +46,14 @@ def server(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
     yield from _serve(_env(tmp_path))
 
 
-def _serve(env: dict[str, str], *args: str) -> Iterator[tuple[str, dict[str, str]]]:
+def _serve(env: dict[str, str], *args: str, log: Path | None = None) -> Iterator[tuple[str, dict[str, str]]]:
     port = _free_port()
     proc = subprocess.Popen(
         [*HOTLINE, "serve", "--port", str(port), *args],
         env=env,
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=log.open("wb") if log else subprocess.PIPE,
         start_new_session=True,
     )
     env = {**env, "HOTLINE_TEST_SERVER_PID": str(proc.pid)}
@@ -65,7 +65,7 @@ def _serve(env: dict[str, str], *args: str) -> Iterator[tuple[str, dict[str, str
                 break
         except httpx.HTTPError:
             time.sleep(0.2)
-        assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+        assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else log.read_text() if log else ""
     else:
         proc.kill()
         pytest.fail("server did not become ready")
@@ -98,6 +98,20 @@ def test_signed_intake_and_user_token_over_real_http(server: tuple[str, dict[str
         [*HOTLINE, "users", "revoke", "--name", "平安办"], env=env, cwd=ROOT, check=True, capture_output=True
     )
     assert httpx.get(f"{base}/api/v1/tickets", headers={"Authorization": f"Bearer {token}"}).status_code == 401
+
+
+def test_search_terms_do_not_reach_the_access_log(tmp_path: Path) -> None:
+    log = tmp_path / "server.log"
+    env = _env(tmp_path, HOTLINE_LOG_LEVEL="INFO")
+    for base, served in _serve(env, log=log):
+        headers = {"Authorization": f"Bearer {_new_token(served, '派单员', 'dispatcher')}"}
+        for q in ("138 1234 5678", "张三", "13812345678"):
+            r = httpx.get(f"{base}/api/v1/tickets", params={"q": q, "state": "dispatched"}, headers=headers)
+            assert r.is_success
+    text = log.read_text()
+    assert "/api/v1/tickets?q=…&state=dispatched" in text  # the request is logged, its search term is not
+    for leak in ("1234+5678", "1234 5678", "12345678", "张三", "%E5%BC%A0", "138+"):
+        assert leak not in text, leak
 
 
 def test_refuses_to_start_with_the_demo_secret(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ from sqlmodel import Session, func, select
 
 from service.state import AppState
 from service.tickets.models import Ticket, TicketEvent
-from tests.conftest import payload, post_ticket, signed_headers
+from tests.conftest import auth, payload, post_ticket, signed_headers, token_for
 
 
 def _count(state: AppState) -> int:
@@ -153,3 +153,29 @@ def test_urgent_keyword_shortens_first_contact(client: TestClient) -> None:
     gap = lambda b: datetime.fromisoformat(b["first_contact_due"]) - datetime.now().astimezone()  # noqa: E731
     assert gap(urgent).total_seconds() <= 2 * 3600 + 60
     assert gap(calm).total_seconds() > 2 * 3600
+
+
+INVISIBLE = "\u202e\u202d\u2066\u2067\u2068\u2069\u200b\u200c\u200d\u200e\u200f\u2060\ufeff\u00ad"
+
+
+def test_bidi_overrides_and_zero_width_characters_are_removed(client: TestClient, state: AppState) -> None:
+    data = payload(
+        content="楼上\u202e租群\u202c被隔成六间\u200b，住了十几个人",
+        title="群\u200d租",
+        address="上南二村\ufeff45号\u2066302\u2069室",
+        caller_name="王\u200b先生",
+    )
+    created = post_ticket(client, data)
+    assert created.status_code == 201, created.text
+    dispatcher = auth(token_for(state, "dispatcher"))
+    ticket = client.get(f"/api/v1/tickets/{created.json()['id']}", headers=dispatcher).json()
+    assert ticket["content"] == "楼上租群被隔成六间，住了十几个人" and ticket["title"] == "群租"
+    assert ticket["address"] == "上南二村45号302室" and ticket["caller_name"] == "王先生"
+    note = client.post(
+        f"/api/v1/tickets/{ticket['id']}/cancel", json={"note": "重复\u202e工单"}, headers=dispatcher
+    ).json()
+    assert note["state"] == "cancelled"
+    shown = json.dumps(client.get(f"/api/v1/tickets/{ticket['id']}", headers=dispatcher).json(), ensure_ascii=False)
+    assert "重复工单" in shown and not any(ch in shown for ch in INVISIBLE)
+    # a re-delivery of the same body is the same ticket, not a conflict
+    assert post_ticket(client, data).status_code == 200
