@@ -18,6 +18,7 @@ import pytest
 from tests.conftest import ROOT, SECRET, payload, signed_headers
 
 HOTLINE = [sys.executable, "-m", "service.cli"]
+READY_BUDGET_SECONDS = 300
 
 
 def _free_port() -> int:
@@ -58,7 +59,8 @@ def _serve(env: dict[str, str], *args: str, log: Path | None = None) -> Iterator
     )
     env = {**env, "HOTLINE_TEST_SERVER_PID": str(proc.pid)}
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
+    # a loaded 2-core machine (the suite, PostgreSQL, a browser) can take minutes to start two model-loading workers
+    deadline = time.monotonic() + READY_BUDGET_SECONDS
     while time.monotonic() < deadline:
         try:
             if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
@@ -67,13 +69,18 @@ def _serve(env: dict[str, str], *args: str, log: Path | None = None) -> Iterator
             time.sleep(0.2)
         assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else log.read_text() if log else ""
     else:
-        proc.kill()
-        pytest.fail("server did not become ready")
+        os.killpg(proc.pid, signal.SIGKILL)  # the whole group: uvicorn's workers and resource tracker too
+        proc.wait(timeout=30)
+        pytest.fail(f"server did not become ready in {READY_BUDGET_SECONDS} s")
     try:
         yield base, env
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
 
 
 def _new_token(env: dict[str, str], name: str, role: str, office: str | None = None) -> str:

@@ -40,7 +40,13 @@ def _new(state: AppState, key: str, when: dt.datetime, text: str, kind: str) -> 
             rules=state.rules,
             now=when,
         )
-        assert t.id is not None and t.state == "dispatched", (key, t.state, t.review_reasons)
+        assert t.id is not None
+        if t.state == "pending_review":  # the model may not auto-dispatch: the dispatcher confirms at once
+            Lifecycle(session=s, rules=state.rules, policy=state.policy, now=when).perform(
+                ticket_id=t.id, action="confirm", actor=DISPATCHER, body={}
+            )
+            s.refresh(t)
+        assert t.state == "dispatched", (key, t.state, t.review_reasons)
         return t.id
 
 

@@ -26,7 +26,10 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = ROOT / "test-artifacts"
 XSS = '<script>window.__xss=1</script><img src=x onerror="window.__xss=2">楼道里有人飞线充电'
 
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium 未安装（.ci/run 会安装）")
+pytestmark = pytest.mark.skipif(
+    not Path(CHROMIUM).exists(),
+    reason="Debian chromium 未安装（scripts/test.sh 以 root 运行时自动安装）",
+)
 
 
 @pytest.fixture(scope="module")
