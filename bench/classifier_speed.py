@@ -60,11 +60,12 @@ def _throughput(fn: Callable[[list[str]], object], texts: list[str]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--n", type=int, default=3000)
+    parser.add_argument("--model", default=str(ROOT / "models/street"), help="模型目录（比较新旧模型时用）")
     args = parser.parse_args()
     texts, _ = _texts(args.n)
     corpus = [json.loads(x) for x in (ROOT / "models/street/corpus.jsonl").read_text(encoding="utf-8").splitlines()]
     rules = load_rules(ROOT / "rules.yaml")
-    ours = Classifier(load_model(ROOT / "models/street"), rules)
+    ours = Classifier(load_model(args.model), rules)
     jieba.setLogLevel(60)
     jieba.lcut("预热")
     baseline = make_pipeline(TfidfVectorizer(tokenizer=jieba.lcut, token_pattern=None, lowercase=False), LinearSVC())

@@ -12,7 +12,7 @@ import typer
 
 from classifier.artifact import ModelError, load_model
 from classifier.config import Rules, RulesError, load_rules
-from classifier.data import DataError, load_dataset, load_unlabelled
+from classifier.data import REAL_SPLITS, DataError, Dataset, load_dataset, load_real, load_unlabelled
 from classifier.decision import Classifier, Decision
 from classifier.evaluate import cross_validate, evaluate_model
 from classifier.pipeline import PipelineParams
@@ -21,6 +21,12 @@ from classifier.train import map_labels, pipeline_factory, train_model
 RulesOpt = Annotated[Path, typer.Option("--rules", envvar="HOTLINE_RULES", help="规则文件 rules.yaml")]
 ModelOpt = Annotated[Path, typer.Option("--model", envvar="HOTLINE_MODEL", help="模型目录")]
 TextCols = Annotated[list[str], typer.Option("--text-col", help="文本列（可多次给出，按顺序拼接；第一列可作标题）")]
+RealOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--real", help="真实标注文件（JSONL，含 title/content/label/split），如 models/street/real_labels.jsonl"
+    ),
+]
 UnlabelledOpt = Annotated[
     list[Path] | None,
     typer.Option("--unlabelled", help="无标签数据文件（可多次给出，列同 --text-col），用于词表、IDF 与 LSA"),
@@ -55,13 +61,19 @@ def train(
     folds: Annotated[int, typer.Option("--cv", help="交叉验证折数")] = 5,
     params: Annotated[str | None, typer.Option("--params", help="超参数 JSON，如 '{\"c\": 0.5}'")] = None,
     unlabelled: UnlabelledOpt = None,
+    real: RealOpt = None,
+    real_weight: Annotated[float, typer.Option("--real-weight", help="真实数据 train 部分的样本权重")] = 1.0,
 ) -> None:
-    """Train a model from labelled data and save it with its card."""
+    """Train a model from labelled data and save it with its card.
+
+    With --real: the file's train split is added to the training data, its calib split sets the auto-dispatch
+    threshold (rules: classifier.auto_dispatch_precision / _confidence), its test split is never read."""
     loaded_rules = _rules(rules)
     try:
         dataset = load_dataset(data, text_cols=text_col, label_col=label_col)
         extra = load_unlabelled(unlabelled, text_cols=text_col) if unlabelled else None
         chosen = PipelineParams(**json.loads(params)) if params else PipelineParams()
+        real_data = load_real(real) if real else None
         card = train_model(
             dataset,
             rules=loaded_rules,
@@ -71,22 +83,46 @@ def train(
             folds=folds,
             progress=True,
             unlabelled=extra,
+            real=real_data,
+            real_weight=real_weight,
         )
     except (DataError, TypeError, json.JSONDecodeError, ValueError) as exc:
         raise _fail(str(exc)) from exc
     cv = card["metrics"]["cv"]
+    auto = card.get("auto_dispatch")
     typer.echo(f"模型 {card['model_version']} 已保存到 {out}")
     typer.echo(
         f"交叉验证（{folds} 折）：模型 准确率 {cv['model']['accuracy']:.4f} 宏F1 {cv['model']['macro_f1']:.4f}；"
         f"模型+规则 准确率 {cv['decision']['accuracy']:.4f} 宏F1 {cv['decision']['macro_f1']:.4f}；"
         f"仅规则 宏F1 {cv['rules_only']['macro_f1']:.4f}"
     )
+    if auto:
+        _print_threshold(auto)
+
+
+def _print_threshold(auto: dict[str, Any]) -> None:
+    g = auto.get("guarantee") or {}
+    oos = auto.get("out_of_scope") or {}
+    if auto.get("threshold") is None:
+        typer.echo(
+            f"自动派单阈值：无（校准集 {g.get('n_calib')} 条上无法证明科室准确率 ≥ {auto['precision']:.0%}），全部审核"
+        )
+    else:
+        typer.echo(
+            f"自动派单阈值：派单置信度 ≥ {auto['threshold']:.2f}；校准集 {g.get('n_calib')} 条中自动派单 "
+            f"{g.get('dispatched')} 条、派错 {g.get('errors')} 条，错误率 {auto['confidence']:.0%} 上界 "
+            f"{g.get('upper_error_bound', 1):.4f} → 科室准确率 ≥ {1 - g.get('upper_error_bound', 1):.4f}"
+            f"（目标 {auto['precision']:.0%}）"
+        )
+    if oos:
+        typer.echo(f"超出范围：已知词比例 < {oos.get('min_known_share')} 进入审核（α = {oos.get('alpha')}）")
 
 
 def _print_report(report: dict[str, Any]) -> None:
     for part, title in (("model", "模型"), ("decision", "模型+规则（实际派单决策）"), ("rules_only", "仅关键词规则")):
         m = report[part]
-        typer.echo(f"\n== {title} ==  样本 {m['n']}  准确率 {m['accuracy']:.4f}  宏F1 {m['macro_f1']:.4f}")
+        office = f"  科室准确率 {m['office_accuracy']:.4f}" if "office_accuracy" in m else ""
+        typer.echo(f"\n== {title} ==  样本 {m['n']}  准确率 {m['accuracy']:.4f}  宏F1 {m['macro_f1']:.4f}{office}")
         typer.echo(f"{'类别':<22}{'精确率':>8}{'召回率':>8}{'F1':>8}{'样本':>6}")
         for label, s in m["per_class"].items():
             typer.echo(f"{label:<24}{s['precision']:>8.3f}{s['recall']:>8.3f}{s['f1']:>8.3f}{s['support']:>6}")
@@ -98,31 +134,66 @@ def _print_report(report: dict[str, Any]) -> None:
             typer.echo("自动派单曲线（阈值 → 自动派单比例 / 其中准确率）:")
             for point in m["auto_dispatch"]:
                 typer.echo(f"  ≥{point['threshold']:.2f}: {point['auto_share']:.1%} / {point['accuracy']:.1%}")
+    if "dispatch" in report:
+        _print_dispatch(report["dispatch"])
+
+
+def _print_dispatch(d: dict[str, Any]) -> None:
+    typer.echo(
+        f"\n== 自动派单（不经审核） ==  {d['dispatched']}/{d['n']} 条（{d['auto_share']:.1%}），"
+        f"派到正确科室 {d['office_precision']:.1%}；非“其他”类工单自动派出 {d['street_auto_share']:.1%}"
+        f"（共 {d['street']} 条）"
+    )
+    if d.get("precision") is not None:
+        _print_threshold(d)
+    typer.echo("覆盖率–准确率曲线（派单置信度阈值 → 自动派单比例 / 科室准确率 / 非“其他”类自动派出比例）:")
+    for p in d["curve"]:
+        typer.echo(
+            f"  ≥{p['threshold']:.2f}: {p['auto_share']:.1%} / {p['office_precision']:.1%}"
+            f" / {p['street_auto_share']:.1%}"
+        )
 
 
 def evaluate(
-    data: Annotated[Path, typer.Option("--data", help="带标签的数据 CSV / XLSX / JSONL")],
-    text_col: TextCols,
-    label_col: Annotated[str, typer.Option("--label-col")],
+    data: Annotated[Path | None, typer.Option("--data", help="带标签的数据 CSV / XLSX / JSONL")] = None,
+    text_col: Annotated[list[str] | None, typer.Option("--text-col", help="文本列（可多次给出）")] = None,
+    label_col: Annotated[str | None, typer.Option("--label-col")] = None,
+    real: RealOpt = None,
     rules: RulesOpt = Path("rules.yaml"),
     cv: Annotated[int | None, typer.Option("--cv", help="K 折交叉验证（与 --model 二选一）")] = None,
     model: Annotated[Path | None, typer.Option("--model", help="评估已训练的模型目录")] = None,
     params: Annotated[str | None, typer.Option("--params", help="交叉验证时的超参数 JSON")] = None,
     unlabelled: UnlabelledOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="输出一个 JSON 对象")] = False,
+    split: Annotated[str, typer.Option("--split", help="与 --real 一起：评估哪一部分（train/calib/test）")] = "test",
+    clear_only: Annotated[bool, typer.Option("--clear-only", help="与 --real 一起：只评估标注清晰的工单")] = False,
 ) -> None:
-    """Evaluate by cross-validation or a trained model: model, model+rules and rules alone."""
+    """Evaluate by cross-validation or a trained model: model, model+rules and rules alone.
+
+    --data FILE with --text-col/--label-col, or --real FILE [--split test] [--clear-only] for the real labels."""
     if (cv is None) == (model is None):
         raise _fail("请给出 --cv K 或 --model DIR 之一")
+    if (data is None) == (real is None):
+        raise _fail("请给出 --data FILE 或 --real FILE 之一")
+    if split not in REAL_SPLITS:
+        raise _fail(f"--split 应为 {'/'.join(REAL_SPLITS)} 之一")
     loaded_rules = _rules(rules)
     try:
-        dataset = load_dataset(data, text_cols=text_col, label_col=label_col)
+        dataset: Dataset
+        if real is not None:
+            dataset = load_real(real).part(split, clear_only=clear_only)
+            text_col = text_col or ["title", "content"]
+        else:
+            assert data is not None
+            if not text_col or not label_col:
+                raise _fail("--data 需要 --text-col 与 --label-col")
+            dataset = load_dataset(data, text_cols=text_col, label_col=label_col)
         labels = map_labels(dataset.labels, loaded_rules)
         if model is not None:
             report = evaluate_model(_classifier(model, rules), dataset.texts, labels)
         else:
             chosen = PipelineParams(**json.loads(params)) if params else PipelineParams()
-            extra = load_unlabelled(unlabelled, text_cols=text_col).texts if unlabelled else None
+            extra = load_unlabelled(unlabelled, text_cols=text_col or []).texts if unlabelled else None
             build = pipeline_factory(loaded_rules, chosen, extra)
             report = cross_validate(
                 dataset.texts, labels, build=build, rules=loaded_rules, folds=cv or 5, progress=not as_json

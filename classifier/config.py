@@ -84,6 +84,17 @@ class ClassifierSettings(_Strict):
     fallback_category: str = "other"
     # operator boilerplate removed before features are extracted ("市民来电反映：" …), as regular expressions
     boilerplate: tuple[str, ...] = ()
+    # Auto-dispatch guarantee: `hotline train --real` picks the dispatch threshold on the calib split so that
+    # tickets dispatched without review go to the right office with at least this precision, with this confidence
+    # (fixed-sequence test with an exact binomial bound). None: no guarantee, only `review_threshold` applies.
+    auto_dispatch_precision: float | None = Field(default=None, gt=0.5, lt=1)
+    auto_dispatch_confidence: float = Field(default=0.9, ge=0.5, lt=1)
+    # out of scope: at most this share of ordinary tickets (conformal quantile of the known-word share) are sent
+    # to review as unlike anything the model knows
+    out_of_scope_alpha: float = Field(default=0.01, ge=0, lt=0.5)
+    # per category: "always" sends every ticket of that category to the dispatcher's queue; "auto" (default) lets
+    # confident ones through
+    category_review: dict[str, Literal["always", "auto"]] = {}
 
 
 class Urgency(_Strict):
@@ -197,6 +208,9 @@ class Rules(_Strict):
         if self.classifier.fallback_category not in self.categories:
             msg = f"fallback_category「{self.classifier.fallback_category}」不是已定义的分类"
             problems.append((("classifier", "fallback_category"), msg))
+        for code in self.classifier.category_review:
+            if code not in self.categories:
+                problems.append((("classifier", "category_review", code), f"「{code}」不是已定义的分类"))
         for i, pattern in enumerate(self.classifier.boilerplate):
             try:
                 re.compile(pattern)

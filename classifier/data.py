@@ -108,3 +108,54 @@ def load_unlabelled(paths: Sequence[str | Path], *, text_cols: Sequence[str]) ->
     return Dataset(
         texts=texts, labels=[""] * len(texts), sha256=digest.hexdigest(), source=", ".join(Path(p).name for p in paths)
     )
+
+
+@dataclass(frozen=True)
+class RealDataset:
+    """Real labelled messages with their frozen split (train / calib / test) and label clarity."""
+
+    texts: list[str]
+    labels: list[str]
+    splits: list[str]
+    clarity: list[str]
+    ids: list[str]
+    sha256: str
+    source: str
+
+    def part(self, split: str, *, clear_only: bool = False) -> Dataset:
+        keep = [i for i, s in enumerate(self.splits) if s == split and (not clear_only or self.clarity[i] == "clear")]
+        return Dataset(
+            texts=[self.texts[i] for i in keep],
+            labels=[self.labels[i] for i in keep],
+            sha256=self.sha256,
+            source=f"{self.source}#{split}{'-clear' if clear_only else ''}",
+        )
+
+
+REAL_SPLITS = ("train", "calib", "test")
+
+
+def load_real(path: str | Path) -> RealDataset:
+    """A real-labels file (JSONL: id, title, content, label, clarity, alt, split); text = title \\x1e content."""
+    file = Path(path)
+    if file.suffix.lower() not in (".jsonl", ".json"):
+        raise DataError(f"真实标注文件 {file} 应为 JSONL")
+    rows = read_rows(file)
+    if not rows:
+        raise DataError(f"{file} 没有数据行")
+    _require(rows, ["id", "title", "content", "label", "split"], file)
+    out: dict[str, list[str]] = {k: [] for k in ("texts", "labels", "splits", "clarity", "ids")}
+    for number, row in enumerate(rows, start=1):
+        split = row["split"].strip()
+        if split not in REAL_SPLITS:
+            raise DataError(f"{file} 第 {number} 条的 split「{split}」不是 {'/'.join(REAL_SPLITS)} 之一")
+        title, content = row["title"].strip(), row["content"].strip()
+        text = f"{title}\x1e{content}" if title else content
+        if not text or not row["label"].strip():
+            continue
+        out["texts"].append(text)
+        out["labels"].append(row["label"].strip())
+        out["splits"].append(split)
+        out["clarity"].append(row.get("clarity", "").strip() or "clear")
+        out["ids"].append(row["id"])
+    return RealDataset(**out, sha256=hashlib.sha256(file.read_bytes()).hexdigest(), source=str(file))

@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from classifier.artifact import LoadedModel, ModelError
 from classifier.config import Rules
-from classifier.fast import FastPredictor, UnsupportedPipeline
+from classifier.fast import FastPredictor, UnsupportedPipeline, known_share
 from classifier.keywords import KeywordMatcher, RuleMatch
 from classifier.normalize import compile_boilerplate, normalize_text
 
@@ -42,6 +42,12 @@ class Decision:
     model_category: str
     rules_category: str | None = None
     probabilities: dict[str, float] = field(default_factory=dict)
+    # combined probability of the chosen office (what the auto-dispatch threshold is compared with)
+    office_confidence: float = 0.0
+    # share of the ticket's word n-grams the model knows (the out-of-scope signal)
+    known_share: float = 1.0
+    # no review reason other than the auto-dispatch threshold (the tickets the threshold is calibrated on)
+    auto_eligible: bool = True
 
     def as_dict(self) -> dict[str, Any]:
         # by hand: dataclasses.asdict deep-copies every value, which costs more than the decision itself
@@ -89,6 +95,17 @@ class Classifier:
             self._fast: FastPredictor | None = FastPredictor(model.pipeline)
         except UnsupportedPipeline:
             self._fast = None
+        self.auto_dispatch = _auto_dispatch(model, rules)
+        self._dispatch_threshold: float | None = None
+        self._min_known = 0.0
+        if self.auto_dispatch is not None:
+            self._min_known = float(self.auto_dispatch.get("out_of_scope", {}).get("min_known_share", 0.0))
+        # a rules file without auto_dispatch_precision asks for no guarantee: only review_threshold applies
+        if self.auto_dispatch is not None and rules.classifier.auto_dispatch_precision is not None:
+            threshold = self.auto_dispatch.get("threshold")
+            # no certified threshold: nothing is dispatched without review
+            self._dispatch_threshold = float(threshold) if threshold is not None else math.inf
+        self._always_review = {c for c, how in rules.classifier.category_review.items() if how == "always"}
 
     @property
     def version(self) -> str:
@@ -103,17 +120,18 @@ class Classifier:
         normalized = [normalize_text(t, self._boilerplate) for t in texts]
         if self._fast is None:
             matrix = self.model.pipeline.predict_proba(list(texts))
+            known = known_share(self.model.pipeline, list(texts))
         elif self._model_boilerplate is self._boilerplate:
-            matrix = self._fast.predict_proba(normalized)
+            matrix, known = self._fast.predict(normalized)
         else:
-            matrix = self._fast.predict_proba([normalize_text(t, self._model_boilerplate) for t in texts])
+            matrix, known = self._fast.predict([normalize_text(t, self._model_boilerplate) for t in texts])
         classes = self.model.classes
         return [
-            self._combine(n, dict(zip(classes, row.tolist(), strict=True)))
-            for n, row in zip(normalized, matrix, strict=True)
+            self._combine(n, dict(zip(classes, row.tolist(), strict=True)), float(k))
+            for n, row, k in zip(normalized, matrix, known.tolist(), strict=True)
         ]
 
-    def _combine(self, normalized: str, probs: dict[str, float]) -> Decision:
+    def _combine(self, normalized: str, probs: dict[str, float], known: float = 1.0) -> Decision:
         settings = self.rules.classifier
         match = self._matcher.match(normalized)
         model_top = max(probs, key=probs.__getitem__)
@@ -121,10 +139,14 @@ class Classifier:
         combined = _softmax_boost(probs, match.scores, settings.rule_boost) if match.scores else probs
         category, confidence = self._choose(match, probs, combined, model_top)
         rules_top = match.overrides[0] if match.overrides else match.top
+        office = self._office_of[category]
+        office_confidence = max(confidence, sum(p for c, p in combined.items() if self._office_of[c] == office))
         reasons = self._review_reasons(match, confidence, model_top, rules_top)
+        reasons.extend(self._scope_reasons(category, known))
+        eligible = not reasons
+        reasons.extend(self._threshold_reasons(office_confidence, eligible))
         ranked = sorted(combined.items(), key=lambda kv: -kv[1])[:3]
         urgent_words = self._matcher.urgent_words(normalized)
-        office = self._office_of[category]
         return Decision(
             category=category,
             category_name=self._names[category],
@@ -142,7 +164,37 @@ class Classifier:
             model_category=model_top,
             rules_category=rules_top,
             probabilities={c: round(p, 4) for c, p in probs.items()},
+            office_confidence=round(min(office_confidence, 1.0), 4),
+            known_share=round(known, 4),
+            auto_eligible=eligible,
         )
+
+    def _scope_reasons(self, category: str, known: float) -> list[str]:
+        """Per-category review and out of scope."""
+        reasons: list[str] = []
+        if category in self._always_review:
+            reasons.append(f"「{self._names[category]}」类工单一律由派单员审核派单")
+        if known < self._min_known:
+            reasons.append(
+                f"工单内容超出模型已知范围（已知词比例 {known:.2f} 低于下限 {self._min_known:.2f}），需人工判断"
+            )
+        return reasons
+
+    def _threshold_reasons(self, office_confidence: float, eligible: bool) -> list[str]:
+        """The calibrated auto-dispatch threshold, for tickets no other rule already sends to review."""
+        reasons: list[str] = []
+        threshold = self._dispatch_threshold
+        if threshold is not None and office_confidence < threshold and eligible:
+            if math.isinf(threshold):
+                reasons.append("模型未能在校准数据上证明自动派单的准确率，全部工单由派单员审核")
+            else:
+                assert self.auto_dispatch is not None
+                reasons.append(
+                    f"派单置信度 {office_confidence:.2f} 低于自动派单阈值 {threshold:.2f}"
+                    f"（该阈值保证自动派单科室准确率 ≥ {self.auto_dispatch['precision']:.0%}，"
+                    f"置信度 {self.auto_dispatch['confidence']:.0%}）"
+                )
+        return reasons
 
     def _choose(
         self, match: RuleMatch, probs: dict[str, float], combined: dict[str, float], model_top: str
@@ -181,3 +233,21 @@ def _source(category: str, model_top: str, rules_top: str | None) -> Source:
     if rules_top == model_top == category:
         return "both"
     return "rules" if category == rules_top else "model"
+
+
+def _auto_dispatch(model: LoadedModel, rules: Rules) -> dict[str, Any] | None:
+    """The model's calibrated auto-dispatch settings; refused when they are weaker than the rules file demands."""
+    calibrated = model.card.get("auto_dispatch")
+    wanted = rules.classifier.auto_dispatch_precision
+    if not isinstance(calibrated, dict):
+        return None
+    if wanted is not None and (
+        float(calibrated.get("precision", 0)) < wanted - 1e-9
+        or float(calibrated.get("confidence", 0)) < rules.classifier.auto_dispatch_confidence - 1e-9
+    ):
+        raise ModelError(
+            f"模型 {model.path} 的自动派单阈值按准确率 {calibrated.get('precision')}、置信度 "
+            f"{calibrated.get('confidence')} 校准，规则文件要求 {wanted}、{rules.classifier.auto_dispatch_confidence}；"
+            "请用 `hotline train --real` 重新训练"
+        )
+    return calibrated

@@ -120,19 +120,22 @@ class _Block:
         else:
             raise UnsupportedPipeline(f"不支持的 analyzer: {vectorizer.analyzer!r}")
 
-    def features(self, text: str) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+    def features(self, text: str) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any], float]:
+        """Columns, values and the share of the text's n-grams that are in the vocabulary (1.0 for no n-grams)."""
         grams = self.analyze(text)
         # map() over dict.get runs in C; unknown n-grams become -1 and are dropped by numpy
         ids = np.fromiter(map(self.vocabulary.get, grams, repeat(-1)), dtype=np.intp, count=len(grams))
-        columns, counts = np.unique(ids[ids >= 0], return_counts=True)
+        known = ids[ids >= 0]
+        share = len(known) / len(ids) if len(ids) else 0.0
+        columns, counts = np.unique(known, return_counts=True)
         if not len(columns):
-            return columns, np.zeros(0)
+            return columns, np.zeros(0), share
         tf = counts.astype(np.float64)
         if self.sublinear:
             tf = 1.0 + np.log(tf)
         values = tf * self.idf[columns]
         values *= self.weight / math.sqrt(float(values @ values))
-        return columns + self.offset, values
+        return columns + self.offset, values, share
 
     def _ids(self, texts: Sequence[str]) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
         """(row, vocabulary column or -1) for every n-gram of every text."""
@@ -144,10 +147,14 @@ class _Block:
         ids = np.fromiter(map(self.vocabulary.get, flat, repeat(-1)), dtype=np.intp, count=len(flat))
         return np.repeat(np.arange(len(texts)), lengths), ids
 
-    def matrix(self, texts: Sequence[str], width: int) -> sparse.csr_matrix:
-        """The block's rows for many texts at once, laid into a matrix `width` columns wide."""
+    def matrix(self, texts: Sequence[str], width: int) -> tuple[sparse.csr_matrix, np.ndarray[Any, Any]]:
+        """The block's rows for many texts at once, laid into a matrix `width` columns wide, and per text the share
+        of its n-grams that are in the vocabulary."""
         rows, ids = self._ids(texts)
         known = ids >= 0
+        total = np.bincount(rows, minlength=len(texts))
+        hits = np.bincount(rows[known], minlength=len(texts))
+        share = np.divide(hits, total, out=np.zeros(len(texts)), where=total > 0)
         counts = sparse.csr_matrix(
             (np.ones(int(known.sum())), (rows[known], ids[known] + self.offset)), shape=(len(texts), width)
         )
@@ -157,7 +164,7 @@ class _Block:
         counts.data *= self.idf[counts.indices - self.offset]
         norms = np.sqrt(np.asarray(counts.multiply(counts).sum(axis=1)).ravel())
         scale = np.divide(self.weight, norms, out=np.zeros_like(norms), where=norms > 0)
-        return sparse.csr_matrix(sparse.diags(scale) @ counts)
+        return sparse.csr_matrix(sparse.diags(scale) @ counts), share
 
 
 class FastPredictor:
@@ -198,30 +205,54 @@ class FastPredictor:
             return
         raise UnsupportedPipeline(f"不支持的模型类型 {type(model).__name__}")
 
-    def _decision(self, text: str) -> np.ndarray[Any, Any]:
+    def _decision(self, text: str) -> tuple[np.ndarray[Any, Any], float]:
         parts = [block.features(text) for block in self.blocks]
-        columns = np.concatenate([c for c, _ in parts])
-        values = np.concatenate([v for _, v in parts])
+        columns = np.concatenate([c for c, _, _ in parts])
+        values = np.concatenate([v for _, v, _ in parts])
         # gathering whole rows of the transposed matrix is contiguous, and a dot of ~200 values needs no BLAS threads
-        return np.asarray(values @ self._weights[columns] + self.intercept)
+        return np.asarray(values @ self._weights[columns] + self.intercept), parts[0][2]
 
-    def _decisions(self, normalized: Sequence[str]) -> np.ndarray[Any, Any]:
+    def _decisions(self, normalized: Sequence[str]) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
         if len(normalized) < _BATCH_MIN:
-            return np.vstack([self._decision(t) for t in normalized])
+            singles = [self._decision(t) for t in normalized]
+            return np.vstack([d for d, _ in singles]), np.array([s for _, s in singles])
         width = self._weights.shape[0]
-        features = sum(
-            (block.matrix(normalized, width) for block in self.blocks),
-            start=sparse.csr_matrix((len(normalized), width)),
-        )
-        return np.asarray(features @ self._weights + self.intercept)
+        blocks = [block.matrix(normalized, width) for block in self.blocks]
+        features = sum((m for m, _ in blocks), start=sparse.csr_matrix((len(normalized), width)))
+        return np.asarray(features @ self._weights + self.intercept), blocks[0][1]
 
     def predict_proba(self, normalized: Sequence[str]) -> np.ndarray[Any, Any]:
-        scores = self._decisions(normalized)
+        return self.predict(normalized)[0]
+
+    def predict(self, normalized: Sequence[str]) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+        """Probabilities, and per text the share of its word n-grams in the vocabulary (the first block's)."""
+        scores, known = self._decisions(normalized)
         if self.kind == "softmax":
             scores = scores - scores.max(axis=1, keepdims=True)
             exp = np.exp(scores)
-            return np.asarray(exp / exp.sum(axis=1, keepdims=True))
+            return np.asarray(exp / exp.sum(axis=1, keepdims=True)), known
         proba = expit(-(self.a * scores + self.b))
         total = proba.sum(axis=1, keepdims=True)
         uniform = np.full_like(proba, 1.0 / proba.shape[1])
-        return np.asarray(np.divide(proba, total, out=uniform, where=total != 0))
+        return np.asarray(np.divide(proba, total, out=uniform, where=total != 0)), known
+
+
+def known_share(pipeline: Pipeline, texts: Sequence[str]) -> np.ndarray[Any, Any]:
+    """The share of each raw text's word n-grams in the vocabulary of the pipeline's first feature block
+    (the slow path's equivalent of FastPredictor.predict's second value)."""
+    steps = dict(pipeline.steps)
+    normalized = steps["normalize"].transform(texts) if "normalize" in steps else list(texts)
+    features = steps.get("features")
+    vectorizer = getattr(features, "estimator", features)
+    first = vectorizer.transformer_list[0][1] if isinstance(vectorizer, FeatureUnion) else None
+    while isinstance(first, Pipeline):
+        first = first.steps[0][1]
+    if not isinstance(first, TfidfVectorizer):
+        return np.ones(len(texts))
+    analyze = first.build_analyzer()
+    vocabulary = first.vocabulary_
+    out = np.zeros(len(texts))
+    for i, text in enumerate(normalized):
+        grams = analyze(text)
+        out[i] = sum(g in vocabulary for g in grams) / len(grams) if grams else 0.0
+    return out

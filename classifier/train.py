@@ -12,10 +12,12 @@ from sklearn.base import clone
 from sklearn.frozen import FrozenEstimator
 from sklearn.pipeline import Pipeline
 
-from classifier.artifact import save_model
+from classifier.artifact import LoadedModel, save_model
+from classifier.calibrate import conformal_lower_cutoff, grid_start, select_threshold
 from classifier.config import Rules
-from classifier.data import DataError, Dataset
-from classifier.evaluate import cross_validate
+from classifier.data import DataError, Dataset, RealDataset
+from classifier.decision import Classifier, Decision
+from classifier.evaluate import cross_validate, dispatch_summary, metrics
 from classifier.pipeline import PipelineParams, build_pipeline
 
 
@@ -50,6 +52,73 @@ def pipeline_factory(rules: Rules, params: PipelineParams, unlabelled: Sequence[
     return build
 
 
+def calibrate_dispatch(
+    pipeline: Pipeline,
+    rules: Rules,
+    calib: Dataset,
+    *,
+    pilot: Sequence[Decision],
+    calib_labels: Sequence[str],
+) -> dict[str, Any]:
+    """The auto-dispatch section of the card: out-of-scope cut-off (from the pilot), threshold (on calib)."""
+    settings = rules.classifier
+    precision = settings.auto_dispatch_precision
+    if precision is None:
+        raise DataError("规则文件 classifier.auto_dispatch_precision 未设置，无法校准自动派单阈值")
+    confidence = settings.auto_dispatch_confidence
+    min_known = conformal_lower_cutoff([d.known_share for d in pilot], settings.out_of_scope_alpha)
+    out_of_scope = {
+        "signal": "known_share",
+        "min_known_share": round(min_known, 4),
+        "alpha": settings.out_of_scope_alpha,
+        "n": len(pilot),
+        "method": "conformal lower quantile of out-of-fold known-word shares of the real train split",
+    }
+    probe = {"precision": precision, "confidence": confidence, "threshold": 0.0, "out_of_scope": out_of_scope}
+    classes = [str(c) for c in pipeline.classes_]
+    model = LoadedModel(pipeline, {"model_version": "calib", "classes": classes, "auto_dispatch": probe}, Path("."))
+    decisions = Classifier(model, rules).decide_batch(calib.texts)
+    office = rules.category_office
+    correct = [office(d.category) == office(y) for d, y in zip(decisions, calib_labels, strict=True)]
+    start = grid_start(
+        [d.office_confidence for d in pilot],
+        [d.auto_eligible and d.known_share >= min_known for d in pilot],
+        n_calib=len(decisions),
+        precision=precision,
+        confidence=confidence,
+    )
+    choice = select_threshold(
+        [d.office_confidence for d in decisions],
+        correct,
+        [d.auto_eligible for d in decisions],
+        precision=precision,
+        confidence=confidence,
+        start=start,
+    )
+    return {
+        "precision": precision,
+        "confidence": confidence,
+        "threshold": choice.threshold,
+        "score": "office_confidence",
+        "method": "Learn-then-Test: fixed-sequence binomial tests (Clopper–Pearson) down a 0.01 grid",
+        "guarantee": {
+            "n_calib": choice.n_calib,
+            "dispatched": choice.dispatched,
+            "errors": choice.errors,
+            "upper_error_bound": choice.upper_error_bound,
+            "grid_start": choice.grid_start,
+        },
+        "tested": choice.tested,
+        "out_of_scope": out_of_scope,
+        "calib_curve": dispatch_summary(decisions, calib_labels, rules)["curve"],
+        "calib_metrics": {
+            k: v
+            for k, v in metrics(calib_labels, [d.category for d in decisions], offices=office).items()
+            if k in ("n", "accuracy", "macro_f1", "office_accuracy")
+        },
+    }
+
+
 def train_model(
     data: Dataset,
     *,
@@ -62,17 +131,47 @@ def train_model(
     progress: bool = False,
     notes: dict[str, Any] | None = None,
     unlabelled: Dataset | None = None,
+    real: RealDataset | None = None,
+    real_weight: float = 1.0,
 ) -> dict[str, Any]:
-    """Cross-validate, fit on all data, save model.skops + card.json; returns the card."""
+    """Cross-validate, fit on all training data, calibrate auto-dispatch, save model.skops + card.json.
+
+    With `real`, its train split joins `data` (weighted `real_weight`), its calib split sets the auto-dispatch
+    threshold, and its test split is not read at all."""
     params = params or PipelineParams()
     labels = map_labels(data.labels, rules)
+    texts = list(data.texts)
+    weights = [1.0] * len(texts)
+    real_train = real.part("train") if real else None
+    if real_train is not None:
+        texts += real_train.texts
+        labels += map_labels(real_train.labels, rules)
+        weights += [real_weight] * len(real_train.texts)
     counts = Counter(labels)
     too_few = {c: n for c, n in counts.items() if n < folds}
     if too_few:
         raise DataError(f"每个类别至少需要 {folds} 条样本才能做 {folds} 折交叉验证，不足的类别: {too_few}")
     build = pipeline_factory(rules, params, unlabelled.texts if unlabelled else None)
-    cv = cross_validate(data.texts, labels, build=build, rules=rules, folds=folds, seed=seed, progress=progress)
-    pipeline = build().fit(data.texts, labels)
+    oof: list[Decision | None] = []
+    cv = cross_validate(
+        texts,
+        labels,
+        build=build,
+        rules=rules,
+        folds=folds,
+        seed=seed,
+        progress=progress,
+        weights=weights,
+        decisions_out=oof,
+    )
+    pipeline = build().fit(texts, labels, model__sample_weight=weights)
+    auto_dispatch = None
+    if real is not None and rules.classifier.auto_dispatch_precision is not None:
+        pilot = [d for d in oof[len(data.texts) :] if d is not None]
+        calib = real.part("calib")
+        auto_dispatch = calibrate_dispatch(
+            pipeline, rules, calib, pilot=pilot, calib_labels=map_labels(calib.labels, rules)
+        )
     card = {
         "name": name,
         "trained_at": dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
@@ -80,9 +179,21 @@ def train_model(
         "data": {
             "source": Path(data.source).name,
             "sha256": data.sha256,
-            "rows": len(labels),
-            "class_counts": dict(sorted(counts.items())),
+            "rows": len(data.texts),
+            "class_counts": dict(sorted(Counter(map_labels(data.labels, rules)).items())),
         },
+        "real": (
+            {
+                "source": Path(real.source).name,
+                "sha256": real.sha256,
+                "rows": {s: real.splits.count(s) for s in ("train", "calib", "test")},
+                "train_class_counts": dict(sorted(Counter(real_train.labels).items())),
+                "weight": real_weight,
+                "used": "train split: fitting; calib split: auto-dispatch threshold; test split: never read",
+            }
+            if real is not None and real_train is not None
+            else None
+        ),
         "params": params.as_dict(),
         "unlabelled": (
             {"sources": unlabelled.source, "sha256": unlabelled.sha256, "rows": len(unlabelled.texts)}
@@ -90,6 +201,7 @@ def train_model(
             else None
         ),
         "metrics": {"cv": cv},
+        "auto_dispatch": auto_dispatch,
         **(notes or {}),
     }
     return save_model(pipeline, card, out_dir)

@@ -67,7 +67,11 @@ def test_decision_explains_itself(rules: Rules) -> None:
     clf = Classifier(load_model(ROOT / "models" / "street"), rules)
     d = clf.decide("市民来电反映：上南五村12号有二房东把房子隔成小间按床位出租，住了十几个人。")
     assert d.category == "group_renting" and d.office == "pingan" and d.office_name == "平安办"
-    assert d.source == "both" and not d.needs_review
+    assert d.source == "both" and d.auto_eligible
+    # the shipped model could not certify 97 % office precision on the real calib split: everything is reviewed
+    assert d.needs_review == (clf.auto_dispatch is not None and clf.auto_dispatch["threshold"] is None) or (
+        not d.needs_review
+    )
     assert len(d.alternatives) == 3 and d.alternatives[0].category == "group_renting"
     assert abs(sum(d.probabilities.values()) - 1) < 1e-3
     assert d.model_version.startswith("street-")
