@@ -184,6 +184,9 @@ class Rules(_Strict):
     lifecycle: Lifecycle
     places: Places = Places()
     hotspots: Hotspots = Hotspots()
+    # the service's learning-from-corrections settings: validated on the service side (service/learning/config.py),
+    # carried here only so that classifier commands accept the same file
+    learning: dict[str, Any] | None = None
     duplicates: Duplicates = Duplicates()
     reports: Reports = Reports()
 

@@ -15,12 +15,13 @@ from pydantic import BaseModel
 from sqlalchemy.exc import InterfaceError, InternalError, OperationalError
 
 from classifier.artifact import load_model
-from classifier.config import Rules, load_rules
+from classifier.config import Rules
 from classifier.decision import Classifier
 from service.db import STORAGE_MESSAGES, StorageProblem, make_engine, storage_problem
 from service.deadlines.service import DeadlinePolicy
 from service.intake import open311
 from service.intake import routes as intake_routes
+from service.learning.config import load_learning, load_rules
 from service.notify import routes as notify_routes
 from service.ops import routes as ops_routes
 from service.ops.metrics import Metrics
@@ -49,6 +50,7 @@ def build_state(settings: Settings, *, rules: Rules | None = None, classifier: C
         classifier=classifier,
         policy=DeadlinePolicy(rules),
         metrics=Metrics(engine),
+        learning=load_learning(settings.rules, rules),
     )
 
 
@@ -84,7 +86,17 @@ def create_app(settings: Settings | None = None, state: AppState | None = None) 
             from service.scheduler import start_background
 
             scheduler = start_background(state.engine, state.rules, state.settings)
+        switch = None
+        if state.settings.model_check_seconds > 0:
+            from service.learning.registry import ModelStore
+            from service.learning.switch import ModelSwitch
+
+            store = ModelStore(state.settings.models_root, state.settings.model)
+            switch = ModelSwitch(state, store, state.settings.model_check_seconds)
+            switch.start()
         yield
+        if switch is not None:
+            switch.stop()
         if scheduler is not None:
             scheduler.shutdown(wait=False)
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import datetime as dt
 import gc
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import typer
@@ -14,11 +15,14 @@ from sqlmodel import Session
 
 from classifier import cli as classifier_cli
 from classifier.artifact import ModelError
-from classifier.config import RulesError, load_rules
+from classifier.config import RulesError
+from service.learning.config import load_rules
 from service.settings import Settings, UnsafeSettingsError
 
 if TYPE_CHECKING:
-    from service.auth.sessions import SessionLimits
+    from service.learning.registry import ModelStore
+
+T = TypeVar("T")
 
 app = typer.Typer(
     help="Hotline 12345 工单服务", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False
@@ -26,9 +30,11 @@ app = typer.Typer(
 db_app = typer.Typer(help="数据库迁移", no_args_is_help=True)
 users_app = typer.Typer(help="用户与令牌", no_args_is_help=True)
 sessions_app = typer.Typer(help="网页会话：查看、全部结束", no_args_is_help=True)
+model_app = typer.Typer(help="模型版本：列出、启用、回退", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
 app.add_typer(sessions_app, name="sessions")
+app.add_typer(model_app, name="model")
 classifier_cli.register(app)
 
 
@@ -103,7 +109,8 @@ def scheduler() -> None:
         raise _fail(str(exc)) from exc
     blocking = BlockingScheduler(timezone="UTC")
     add_jobs(blocking, state.engine, state.rules, settings)
-    typer.echo("调度进程已启动：时限巡检、预警推送、回调投递", err=True)
+    weekly = "、每周重新训练" if settings.retrain_weekly else ""
+    typer.echo(f"调度进程已启动：时限巡检、预警推送、回调投递{weekly}", err=True)
     blocking.start()
 
 
@@ -236,18 +243,24 @@ def users_list() -> None:
             typer.echo(f"{user.id}\t{user.name}\t{user.role}\t{user.office or '-'}\t{user.token_prefix}…\t{status}")
 
 
-@users_app.command("revoke")
-def users_revoke(name: Annotated[str, typer.Option("--name", help="用户名")]) -> None:
-    """Revoke a user's token."""
-    from service.auth.service import revoke_user
+def _call(action: Callable[..., T], **kwargs: Any) -> T:
+    """A data-access function on a fresh session; a domain error ends the command with one clear line."""
     from service.errors import DomainError
 
     session, _ = _session()
     with session:
         try:
-            user = revoke_user(session=session, name=name)
+            return action(session=session, **kwargs)
         except DomainError as exc:
             raise _fail(str(exc)) from exc
+
+
+@users_app.command("revoke")
+def users_revoke(name: Annotated[str, typer.Option("--name", help="用户名")]) -> None:
+    """Revoke a user's token (their browser sessions end too)."""
+    from service.auth.service import revoke_user
+
+    user = _call(revoke_user, name=name)
     typer.echo(f"已吊销用户 {user.name} 的令牌")
 
 
@@ -255,43 +268,20 @@ def users_revoke(name: Annotated[str, typer.Option("--name", help="用户名")])
 def users_rotate_token(name: Annotated[str, typer.Option("--name", help="用户名")]) -> None:
     """Give a user a new token; the old token and every browser session end. The token is the last line."""
     from service.auth.service import rotate_token
-    from service.errors import DomainError
 
-    session, _ = _session()
-    with session:
-        try:
-            user, token = rotate_token(session=session, name=name)
-        except DomainError as exc:
-            raise _fail(str(exc)) from exc
+    user, token = _call(rotate_token, name=name)
     typer.echo(f"已为用户 {user.name} 更换令牌，旧令牌和全部网页会话已失效。新令牌只显示这一次：")
     typer.echo(token)
-
-
-def _limits(settings: Settings) -> SessionLimits:
-    from service.auth.sessions import SessionLimits
-
-    return SessionLimits(
-        idle=dt.timedelta(minutes=settings.session_idle_minutes),
-        absolute=dt.timedelta(hours=settings.session_max_hours),
-    )
 
 
 @sessions_app.command("list")
 def sessions_list(name: Annotated[str, typer.Option("--name", help="用户名")]) -> None:
     """List a user's active browser sessions."""
-    from service.auth.service import user_by_name
-    from service.auth.sessions import list_active_sessions
-    from service.errors import DomainError
+    from service.auth.service import sessions_of
+    from service.auth.sessions import SessionLimits
 
-    session, settings = _session()
-    with session:
-        try:
-            user = user_by_name(session=session, name=name)
-        except DomainError as exc:
-            raise _fail(str(exc)) from exc
-        assert user.id is not None
-        now = dt.datetime.now(dt.UTC)
-        rows = list_active_sessions(session=session, user_id=user.id, now=now, limits=_limits(settings))
+    settings = Settings()
+    user, rows = _call(sessions_of, name=name, limits=SessionLimits.of(settings))
     zone = ZoneInfo(load_rules(settings.rules).timezone)
     typer.echo(f"用户 {user.name} 有 {len(rows)} 个有效网页会话")
     for row in rows:
@@ -302,26 +292,20 @@ def sessions_list(name: Annotated[str, typer.Option("--name", help="用户名")]
 @sessions_app.command("end")
 def sessions_end(name: Annotated[str, typer.Option("--name", help="用户名")]) -> None:
     """End every browser session of a user (the token stays valid)."""
-    from service.auth.service import user_by_name
-    from service.auth.sessions import end_all_sessions
-    from service.errors import DomainError
+    from service.auth.service import end_sessions_of
 
-    session, _ = _session()
-    with session:
-        try:
-            user = user_by_name(session=session, name=name)
-        except DomainError as exc:
-            raise _fail(str(exc)) from exc
-        assert user.id is not None
-        count = end_all_sessions(session=session, user_id=user.id, now=dt.datetime.now(dt.UTC), reason="ended_all")
+    user, count = _call(end_sessions_of, name=name)
     typer.echo(f"已结束用户 {user.name} 的 {count} 个网页会话")
 
 
 @app.command("check-rules")
 def check_rules(path: Annotated[Path, typer.Argument(help="规则文件")] = Path("rules.yaml")) -> None:
     """Validate a rules file and report errors with line numbers."""
+    from service.learning.config import load_learning
+
     try:
         rules = load_rules(path)
+        load_learning(path, rules)
     except RulesError as exc:
         raise _fail(str(exc)) from exc
     typer.echo(f"规则文件有效：{rules.profile}，{len(rules.categories)} 个分类，{len(rules.offices)} 个科室")
@@ -392,6 +376,139 @@ def demo(
             _, new = intake(session=session, payload=payload, classifier=classifier, policy=policy, rules=rules)
             created += int(new)
         typer.echo(f"演示工单：新建 {created} 条（已存在的跳过）")
+
+
+# Models -------------------------------------------------------------------------------------------------------
+
+
+def _models() -> tuple[Session, Settings, ModelStore]:
+    from service.learning.registry import ModelStore
+
+    session, settings = _session()
+    return session, settings, ModelStore(settings.models_root, settings.model)
+
+
+def _score_text(card: dict[str, Any]) -> str:
+    """The card's test metrics (held-out real test split) or, for a model trained without them, its CV scores."""
+    metrics = card.get("metrics") or {}
+    test = metrics.get("real_test")
+    if test and test.get("n"):
+        return f"真实测试集 宏F1 {test['macro_f1']:.4f} 准确率 {test['accuracy']:.4f}"
+    cv = (metrics.get("cv") or {}).get("decision")
+    return f"交叉验证 宏F1 {cv['macro_f1']:.4f} 准确率 {cv['accuracy']:.4f}" if cv else "无指标"
+
+
+@model_app.command("list")
+def model_list() -> None:
+    """List model versions: the active one, earlier ones, and challengers never activated."""
+    from service.learning.registry import current_version, history
+
+    session, settings, store = _models()
+    with session:
+        try:
+            active = current_version(session=session, store=store)
+        except ModelError as exc:
+            raise _fail(str(exc)) from exc
+        used = {row.version: row for row in history(session=session)}
+    models = {m.version: m for m in store.models()}
+    if active not in models:
+        from service.learning.registry import StoredModel, _read_card
+
+        card = _read_card(settings.model) or {}
+        models[active] = StoredModel(active, settings.model, card)
+    typer.echo(f"模型目录 {store.root}；当前启用 {active}")
+    for version, model in models.items():
+        status = "当前启用" if version == active else "曾启用" if version in used else "未启用"
+        trained = str(model.card.get("trained_at", "—"))[:19]
+        typer.echo(
+            f"{'*' if version == active else ' '} {version}\t{status}\t训练于 {trained}\t{_score_text(model.card)}"
+        )
+
+
+@model_app.command("promote")
+def model_promote(
+    version: Annotated[str, typer.Argument(help="模型版本（hotline model list 中的名称）")],
+    actor: Annotated[str, typer.Option("--by", help="操作人（记入历史）")] = "admin",
+) -> None:
+    """Make a model version active in every API process (checked to load first)."""
+    from service.errors import DomainError
+    from service.learning.registry import promote
+
+    session, settings, store = _models()
+    with session:
+        try:
+            row = promote(
+                session=session,
+                store=store,
+                rules=load_rules(settings.rules),
+                version=version,
+                actor=actor,
+                now=dt.datetime.now(dt.UTC),
+            )
+        except (DomainError, ModelError, RulesError) as exc:
+            raise _fail(getattr(exc, "message", str(exc))) from exc
+    typer.echo(f"已启用模型 {row.version}；各服务进程将在 {settings.model_check_seconds:g} 秒内切换，无需重启")
+
+
+@model_app.command("rollback")
+def model_rollback(actor: Annotated[str, typer.Option("--by", help="操作人（记入历史）")] = "admin") -> None:
+    """Return every API process to the model that was active before the current one."""
+    from service.errors import DomainError
+    from service.learning.registry import rollback
+
+    session, settings, store = _models()
+    with session:
+        try:
+            row = rollback(
+                session=session, store=store, rules=load_rules(settings.rules), actor=actor, now=dt.datetime.now(dt.UTC)
+            )
+        except (DomainError, ModelError, RulesError) as exc:
+            raise _fail(getattr(exc, "message", str(exc))) from exc
+    typer.echo(f"已回退到模型 {row.version}（{row.note}）；各服务进程将在 {settings.model_check_seconds:g} 秒内切换")
+
+
+@app.command()
+def retrain(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="只训练和比较，不启用")] = False,
+    folds: Annotated[int, typer.Option("--cv", help="交叉验证折数")] = 5,
+    corpus: Annotated[Path | None, typer.Option("--corpus", help="手写语料（缺省 HOTLINE_RETRAIN_CORPUS）")] = None,
+    real: Annotated[Path | None, typer.Option("--real", help="真实标注（缺省 HOTLINE_RETRAIN_REAL）")] = None,
+) -> None:
+    """Train a challenger with the stored corrections; promote it only if it beats the active model."""
+    from classifier.data import DataError
+    from service.db import make_engine
+    from service.errors import DomainError
+    from service.learning.config import load_learning
+    from service.learning.retrain import retrain as run
+
+    session, settings, store = _models()
+    session.close()
+    try:
+        rules = load_rules(settings.rules)
+        result = run(
+            engine=make_engine(settings.database_url),
+            rules=rules,
+            learning=load_learning(settings.rules, rules),
+            store=store,
+            corpus_path=corpus or settings.retrain_corpus,
+            real_path=real or settings.retrain_real,
+            now=dt.datetime.now(dt.UTC),
+            folds=folds,
+            dry_run=dry_run,
+        )
+    except (DomainError, ModelError, RulesError, DataError) as exc:
+        raise _fail(getattr(exc, "message", str(exc))) from exc
+    typer.echo(
+        f"冠军 {result.champion_version}，挑战者 {result.challenger_version}；"
+        f"纠错样本用于训练 {result.corrections_used} 条，留作评估 {result.corrections_held_out} 条\n"
+    )
+    typer.echo(result.table)
+    if dry_run:
+        typer.echo("试运行（--dry-run）：未保存、未启用")
+    elif result.promoted:
+        typer.echo(f"已启用挑战者 {result.challenger_version}；回退用 hotline model rollback")
+    else:
+        typer.echo(f"挑战者 {result.challenger_version} 已保存但未启用")
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""Scheduled jobs: deadline sweep, alert delivery and callback delivery.
+"""Scheduled jobs: deadline sweep, alert delivery, callback delivery and (when switched on) the weekly retrain.
 
 Jobs are module-level functions that open their own sessions. `hotline serve` starts them in-process for the
 single-machine default; `hotline scheduler` runs them as their own process and web workers are then started with
@@ -83,6 +83,35 @@ def run_report_push(engine: Engine, rules: Rules, settings: Settings, now: Calla
             push_yesterday(engine, rules, settings.notify_webhooks, now=now())
 
 
+def run_retrain(engine: Engine, rules: Rules, settings: Settings, now: Callable[[], dt.datetime] = utcnow) -> None:
+    """The weekly retrain: once per ISO week whichever scheduler gets there first (a card records the week)."""
+    from service.learning.config import load_learning
+    from service.learning.registry import ModelStore
+    from service.learning.retrain import retrain
+
+    with job_lock(engine, "retrain") as mine:
+        if not mine:
+            return
+        at = now()
+        year, number, _ = at.isocalendar()
+        week = f"{year}-W{number:02d}"
+        store = ModelStore(settings.models_root, settings.model)
+        if any(m.card.get("retrain", {}).get("week") == week for m in store.models()):
+            return  # already done this week (by this or another scheduler)
+        result = retrain(
+            engine=engine,
+            rules=rules,
+            learning=load_learning(settings.rules, rules),
+            store=store,
+            corpus_path=settings.retrain_corpus,
+            real_path=settings.retrain_real,
+            now=at,
+            actor="scheduler",
+            notes={"week": week},
+        )
+        log.info("weekly_retrain", extra={"challenger": result.challenger_version, "promoted": result.promoted})
+
+
 def _safe(job: Callable[[], None], name: str) -> Callable[[], None]:
     def run() -> None:
         try:
@@ -111,6 +140,17 @@ def add_jobs(
         id="outbox",
         **options,
     )
+    if settings.retrain_weekly:
+        # Sunday night, local time: the week's corrections are in and nobody is dispatching
+        scheduler.add_job(
+            _safe(lambda: run_retrain(engine, rules, settings), "retrain"),
+            "cron",
+            day_of_week="sun",
+            hour=3,
+            timezone=rules.timezone,
+            id="retrain",
+            **(options | {"misfire_grace_time": 6 * 3600}),
+        )
 
 
 def start_background(engine: Engine, rules: Rules, settings: Settings) -> BackgroundScheduler:

@@ -27,6 +27,13 @@ class Settings(BaseSettings):
     demo: bool = False
     rules: Path = Path("rules.yaml")
     model: Path = Path("models/street")
+    # learning from corrections: versioned model directories (<root>/<version>/), how often each API process checks
+    # which version is active (0: never switch without a restart), and the optional weekly retrain with its data
+    models_root: Path = Path("var/models")
+    model_check_seconds: float = Field(default=5.0, ge=0, le=3600)
+    retrain_weekly: bool = False
+    retrain_corpus: Path = Path("models/street/corpus.jsonl")
+    retrain_real: Path | None = Path("models/street/real_labels.jsonl")
     max_body_bytes: int = Field(default=256 * 1024, gt=0)
     signature_tolerance_seconds: int = Field(default=300, gt=0)
     # the most webhook deliveries stored in one transaction (group commit under load)

@@ -15,6 +15,7 @@ from classifier.config import Rules
 from classifier.decision import Classifier
 from service.deadlines.service import DeadlinePolicy
 from service.intake.batcher import IntakeBatcher
+from service.learning.config import LearningRules
 from service.ops.metrics import Metrics
 from service.settings import Settings
 
@@ -52,13 +53,26 @@ class AppState:
     policy: DeadlinePolicy
     metrics: Metrics
     throttle: Throttle = field(default_factory=Throttle)
+    learning: LearningRules = field(default_factory=LearningRules)
     # "now" for intake and actions: the wall clock, or a simulated one (replays, drills)
     clock: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.UTC))
     _batcher: IntakeBatcher | None = None
+    _classifier_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def set_classifier(self, classifier: Classifier) -> None:
+        """Serve another model from now on: requests and the intake batcher pick it up at their next use."""
+        with self._classifier_lock:
+            self.classifier = classifier
+            if self._batcher is not None:
+                self._batcher.classifier = classifier
 
     @property
     def intake(self) -> IntakeBatcher:
         """The webhook's group-commit writer, made on first use (after tests have swapped the clock or model)."""
+        with self._classifier_lock:
+            return self._make_batcher()
+
+    def _make_batcher(self) -> IntakeBatcher:
         if self._batcher is None:
             self._batcher = IntakeBatcher(
                 engine=self.engine,

@@ -67,7 +67,10 @@ def pg_url() -> Iterator[str]:
 def _truncate_pg(url: str) -> None:
     engine = make_engine(url)
     with engine.begin() as conn:
-        conn.exec_driver_sql("TRUNCATE outbox, alert, ticket_event, ticket, app_user RESTART IDENTITY CASCADE")
+        conn.exec_driver_sql(
+            "TRUNCATE outbox, alert, routing_label, ticket_event, ticket, app_user, model_activation"
+            " RESTART IDENTITY CASCADE"
+        )
     engine.dispose()
 
 

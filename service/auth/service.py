@@ -10,8 +10,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from classifier.config import Rules
-from service.auth.models import Role, User
-from service.auth.sessions import end_all_sessions
+from service.auth.models import Role, User, WebSession
+from service.auth.sessions import SessionLimits, end_all_sessions, list_active_sessions
 from service.errors import ConflictError, InvalidInputError, NotFoundError
 
 TOKEN_PREFIX = "htl_"
@@ -55,10 +55,16 @@ def list_users(*, session: Session) -> list[User]:
     return list(session.exec(select(User).order_by(col(User.id))))
 
 
-def revoke_user(*, session: Session, name: str) -> User:
+def user_by_name(*, session: Session, name: str) -> User:
     user = session.exec(select(User).where(User.name == name)).first()
     if user is None:
         raise NotFoundError(f"用户「{name}」不存在")
+    return user
+
+
+def revoke_user(*, session: Session, name: str) -> User:
+    """Revoke a user's token; every browser session of theirs ends with it."""
+    user = user_by_name(session=session, name=name)
     if user.revoked_at is None:
         now = dt.datetime.now(dt.UTC)
         user.revoked_at = now
@@ -71,9 +77,7 @@ def revoke_user(*, session: Session, name: str) -> User:
 
 def rotate_token(*, session: Session, name: str) -> tuple[User, str]:
     """A new token for a user; the old one stops working and so does every browser session opened with it."""
-    user = session.exec(select(User).where(User.name == name)).first()
-    if user is None:
-        raise NotFoundError(f"用户「{name}」不存在")
+    user = user_by_name(session=session, name=name)
     if user.revoked_at is not None:
         raise ConflictError(f"用户「{name}」已吊销，不能更换令牌")
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
@@ -85,11 +89,18 @@ def rotate_token(*, session: Session, name: str) -> tuple[User, str]:
     return user, token
 
 
-def user_by_name(*, session: Session, name: str) -> User:
-    user = session.exec(select(User).where(User.name == name)).first()
-    if user is None:
-        raise NotFoundError(f"用户「{name}」不存在")
-    return user
+def sessions_of(*, session: Session, name: str, limits: SessionLimits) -> tuple[User, list[WebSession]]:
+    """A user and their browser sessions that are still live."""
+    user = user_by_name(session=session, name=name)
+    assert user.id is not None
+    return user, list_active_sessions(session=session, user_id=user.id, now=dt.datetime.now(dt.UTC), limits=limits)
+
+
+def end_sessions_of(*, session: Session, name: str) -> tuple[User, int]:
+    """End every browser session of a user (the token stays valid); returns the user and how many ended."""
+    user = user_by_name(session=session, name=name)
+    assert user.id is not None
+    return user, end_all_sessions(session=session, user_id=user.id, now=dt.datetime.now(dt.UTC), reason="ended_all")
 
 
 def user_for_token(*, session: Session, token: str) -> User | None:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from sqlmodel import Session, col, select, update
 
 from service.auth.models import User, WebSession
+from service.settings import Settings
 
 # a session seen within this long is not written again on every page: one write a minute at most
 TOUCH_EVERY = dt.timedelta(seconds=60)
@@ -19,6 +20,13 @@ TOUCH_EVERY = dt.timedelta(seconds=60)
 class SessionLimits:
     idle: dt.timedelta
     absolute: dt.timedelta
+
+    @classmethod
+    def of(cls, settings: Settings) -> SessionLimits:
+        return cls(
+            idle=dt.timedelta(minutes=settings.session_idle_minutes),
+            absolute=dt.timedelta(hours=settings.session_max_hours),
+        )
 
 
 def _key(token: str) -> str:

@@ -7,6 +7,7 @@ from sqlalchemy import create_engine, pool
 from sqlmodel import SQLModel
 
 import service.auth.models
+import service.learning.models
 import service.notify.models
 import service.reports.models
 import service.tickets.models
@@ -14,7 +15,13 @@ import service.tickets.models
 config = context.config
 target_metadata = SQLModel.metadata
 # imported for their side effect: the tables register on SQLModel.metadata
-_ = (service.auth.models, service.notify.models, service.reports.models, service.tickets.models)
+_ = (
+    service.auth.models,
+    service.learning.models,
+    service.notify.models,
+    service.reports.models,
+    service.tickets.models,
+)
 
 
 def run_migrations_offline() -> None:

@@ -105,6 +105,7 @@ def _decision_fields(decision: Decision | None, error: str | None, where: Route)
             "review_reasons": ["自动分类失败，需人工派单"],
             "classification": {},
             "classification_error": error,
+            "model_version": None,
         }
     return fields | {
         "confidence": decision.confidence,
@@ -112,6 +113,7 @@ def _decision_fields(decision: Decision | None, error: str | None, where: Route)
         "review_reasons": list(decision.review_reasons),
         "classification": decision.as_dict(),
         "classification_error": None,
+        "model_version": decision.model_version,
     }
 
 

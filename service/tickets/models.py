@@ -216,6 +216,8 @@ class Ticket(TicketBase, table=True):
     review_reasons: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     classification: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     classification_error: str | None = Field(default=None, max_length=500)
+    # the model version that routed the ticket (corrections are attributed to it)
+    model_version: str | None = Field(default=None, max_length=120)
     is_urgent: bool = False
     dispatched_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
     first_contact_due: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)

@@ -86,7 +86,13 @@ def detail_route(
 def _act(
     session: SessionDep, user: User, state: AppState, ticket_id: int, action: str, body: BaseModel
 ) -> TicketPublic:
-    lifecycle = Lifecycle(session=session, rules=state.rules, policy=state.policy, now=state.clock())
+    lifecycle = Lifecycle(
+        session=session,
+        rules=state.rules,
+        policy=state.policy,
+        now=state.clock(),
+        misroute_reasons=state.learning.misroute_reasons,
+    )
     try:
         ticket = lifecycle.perform(ticket_id=ticket_id, action=action, actor=Actor.of(user), body=body.model_dump())
     except DomainError as exc:

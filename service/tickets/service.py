@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +23,7 @@ from service.errors import (
     InvalidInputError,
     NotFoundError,
 )
+from service.learning.labels import DEFAULT_MISROUTE, auto_dispatched, label_for
 from service.notify.service import enqueue
 from service.tickets.models import OPEN_STATES, State, Ticket, TicketEvent
 from service.tickets.statemachine import SYSTEM, TRANSITIONS, refusal
@@ -181,11 +183,20 @@ def _choice(value: str, allowed: tuple[str, ...], field: str, what: str) -> str:
 class Lifecycle:
     """Performs actions on tickets: authorization, validation, state change and its event, in one transaction."""
 
-    def __init__(self, *, session: Session, rules: Rules, policy: DeadlinePolicy, now: dt.datetime | None = None):
+    def __init__(
+        self,
+        *,
+        session: Session,
+        rules: Rules,
+        policy: DeadlinePolicy,
+        now: dt.datetime | None = None,
+        misroute_reasons: Sequence[str] = DEFAULT_MISROUTE,
+    ):
         self.session = session
         self.rules = rules
         self.policy = policy
         self.now = now or utcnow()
+        self.misroute_reasons = misroute_reasons
 
     def perform(self, *, ticket_id: int, action: str, actor: Actor, body: dict[str, Any]) -> Ticket:
         if action not in TRANSITIONS or action == "classify":
@@ -193,6 +204,7 @@ class Lifecycle:
         ticket = get_ticket(session=self.session, ticket_id=ticket_id, actor=actor)
         _authorize(ticket, action, actor)
         before, office_before = ticket.state, ticket.office
+        was_auto = auto_dispatched(ticket)
         handler = getattr(self, "_" + action.replace("-", "_"))
         note, data = handler(ticket, body, actor)
         ticket.updated_at = self.now
@@ -201,6 +213,19 @@ class Lifecycle:
         if action == "return":
             event.office = office_before
         self.session.add(event)
+        # what a person said about the routing is a training label: stored with the action, or not at all
+        label = label_for(
+            ticket=ticket,
+            action=action,
+            body=body,
+            actor_name=actor.name,
+            actor_role=actor.role,
+            now=self.now,
+            was_auto=was_auto,
+            misroute_reasons=self.misroute_reasons,
+        )
+        if label is not None:
+            self.session.add(label)
         try:
             self.session.flush()
             # the callback is stored in the same transaction as the change: both happen or neither

@@ -50,9 +50,7 @@ def _secret(state: AppState) -> str:
 
 
 def session_limits(state: AppState) -> SessionLimits:
-    settings = state.settings
-    idle, absolute = dt.timedelta(minutes=settings.session_idle_minutes), dt.timedelta(hours=settings.session_max_hours)
-    return SessionLimits(idle=idle, absolute=absolute)
+    return SessionLimits.of(state.settings)
 
 
 def current_web_user(request: Request, session: SessionDep, state: StateDep) -> tuple[User, WebSession]:
@@ -396,7 +394,12 @@ async def ticket_action(
     except ValidationError as exc:
         first = exc.errors()[0]
         return _back(back, state, err=f"{FIELD_LABELS.get(str(first['loc'][0]), first['loc'][0])}：{first['msg']}")
-    lifecycle = Lifecycle(session=session, rules=state.rules, policy=state.policy)
+    lifecycle = Lifecycle(
+        session=session,
+        rules=state.rules,
+        policy=state.policy,
+        misroute_reasons=state.learning.misroute_reasons,
+    )
     try:
         await run_in_threadpool(
             lifecycle.perform, ticket_id=ticket_id, action=action, actor=Actor.of(user), body=parsed.model_dump()
@@ -466,4 +469,33 @@ def reports_page(request: Request, web: WebUser, state: StateDep) -> Response:
         end=end,
         offices=_office_rates(report["rows"]),
         trend=_trend(report["ledger"]),
+    )
+
+
+# Learning -----------------------------------------------------------------------------------------------------
+
+
+@router.get("/learning", response_class=HTMLResponse)
+def learning_page(request: Request, web: WebUser, session: SessionDep, state: StateDep) -> Response:
+    """Auto-dispatch and correction rates by week and category, and the model history."""
+    from service.learning.registry import ModelStore
+    from service.learning.report import model_history, week_totals, weekly
+
+    user, sess = web
+    if user.role not in (Role.dispatcher, Role.admin):
+        return _back(_landing(user), state)
+    weeks = 12
+    rows = weekly(state.engine, state.rules, now=state.clock(), weeks=weeks)
+    store = ModelStore(state.settings.models_root, state.settings.model)
+    return _page(
+        request,
+        "learning.html",
+        user,
+        sess.csrf,
+        state,
+        weeks=weeks,
+        rows=rows,
+        totals=week_totals(rows),
+        models=model_history(session, store, state.rules),
+        misroute=state.learning.misroute_reasons,
     )

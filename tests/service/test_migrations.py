@@ -12,12 +12,19 @@ from sqlalchemy import create_engine
 from sqlmodel import SQLModel
 
 import service.auth.models
+import service.learning.models
 import service.notify.models
 import service.reports.models
 import service.tickets.models
 from service.db import MIGRATIONS, normalize_url, upgrade
 
-_ = (service.auth.models, service.notify.models, service.reports.models, service.tickets.models)
+_ = (
+    service.auth.models,
+    service.learning.models,
+    service.notify.models,
+    service.reports.models,
+    service.tickets.models,
+)
 
 
 def _diff(url: str) -> list[object]:
