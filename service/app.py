@@ -11,6 +11,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel
 from sqlalchemy.exc import InterfaceError, InternalError, OperationalError
 
@@ -29,6 +30,7 @@ from service.reports import routes as report_routes
 from service.settings import Settings, get_settings
 from service.state import AppState
 from service.tickets import routes as ticket_routes
+from service.tickets.models import TicketCreate
 from service.web import routes as web_routes
 from service.web.headers import UIHeaders
 
@@ -72,6 +74,23 @@ _COMMON_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
+def _document_webhook_body(app: FastAPI) -> None:
+    """The webhook reads its raw body itself (signature first), so FastAPI does not see the model it refers to:
+    add TicketCreate (and what it refers to) to the OpenAPI components."""
+    original = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        schema = original()
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        if "TicketCreate" not in components:
+            body = TicketCreate.model_json_schema(ref_template="#/components/schemas/{model}")
+            components.update(body.pop("$defs", {}))
+            components["TicketCreate"] = body
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def create_app(settings: Settings | None = None, state: AppState | None = None) -> FastAPI:
     state = state or build_state(settings or get_settings())
 
@@ -100,7 +119,8 @@ def create_app(settings: Settings | None = None, state: AppState | None = None) 
         if scheduler is not None:
             scheduler.shutdown(wait=False)
 
-    app = FastAPI(
+    # Swagger UI and ReDoc from locally served assets: /docs works on a machine without internet
+    app = FastAPIOffline(
         lifespan=lifespan,
         title="Hotline 12345 工单服务",
         version="0.1.0",
@@ -108,6 +128,7 @@ def create_app(settings: Settings | None = None, state: AppState | None = None) 
         responses=_COMMON_RESPONSES,
     )
     app.state.hotline = state
+    _document_webhook_body(app)
 
     @app.exception_handler(OperationalError)
     @app.exception_handler(InterfaceError)

@@ -277,6 +277,13 @@ def queue(request: Request, web: WebUser, session: SessionDep, state: StateDep) 
     if user.role not in (Role.dispatcher, Role.admin):
         return _back(_landing(user), state)
     filters = {k: request.query_params.get(k, "")[:100] for k in ("category", "office", "grid", "q")}
+    unknown = [
+        label
+        for key, label, known in (("category", "分类", state.rules.categories), ("office", "科室", state.rules.offices))
+        if filters[key] and filters[key] not in known
+    ]
+    if unknown:
+        return _back("/ui/queue", state, err=f"筛选条件无效：没有这个{'、'.join(unknown)}")
     rows = _queue_rows(session, state, utcnow(), filters, user)
     return _page(
         request,
@@ -312,12 +319,16 @@ def workbench(request: Request, web: WebUser, session: SessionDep, state: StateD
 # Ticket page and actions ---------------------------------------------------------------------------------------
 
 
-@router.get("/tickets/{ticket_id}", response_class=HTMLResponse)
-def ticket_page(request: Request, ticket_id: int, web: WebUser, session: SessionDep, state: StateDep) -> Response:
+@router.get("/tickets/{ticket_ref}", response_class=HTMLResponse)
+def ticket_page(request: Request, ticket_ref: str, web: WebUser, session: SessionDep, state: StateDep) -> Response:
     user, sess = web
-    ticket = session.get(Ticket, ticket_id)
+    # any text can be typed into the address bar: it gets the same Chinese page as a missing ticket
+    ticket_id = int(ticket_ref) if ticket_ref.isascii() and ticket_ref.isdigit() and len(ticket_ref) <= 18 else 0
+    ticket = session.get(Ticket, ticket_id) if ticket_id else None
     if ticket is None or (user.role == Role.office and ticket.office != user.office):
-        return _page(request, "missing.html", user, sess.csrf, state, ticket_id=ticket_id)
+        missing = _page(request, "missing.html", user, sess.csrf, state, ticket_id=ticket_ref[:40])
+        missing.status_code = status.HTTP_404_NOT_FOUND
+        return missing
     zone = _zone(state)
     row = _row(ticket, state, utcnow(), user)
     view = row["t"]
@@ -441,11 +452,33 @@ def _trend(ledger: list[dict[str, Any]], width: int = 560, height: int = 160) ->
     return lines
 
 
-@router.get("/reports", response_class=HTMLResponse)
-def reports_page(request: Request, web: WebUser, state: StateDep) -> Response:
+@router.get("/reports/export")
+def reports_export(request: Request, web: WebUser, state: StateDep) -> Response:
+    """The report page's export: the same files as the report API, with the page's session instead of a token."""
+    from service.reports.export import to_csv, to_xlsx
     from service.reports.service import load_report
 
-    user, sess = web
+    user, _ = web
+    period = _report_period(request, state)
+    if isinstance(period, str):
+        return _back("/ui/reports", state, err=period)
+    start, end = period
+    fmt = request.query_params.get("format", "xlsx")
+    if fmt not in ("xlsx", "csv"):
+        return _back("/ui/reports", state, err="导出格式只能是 xlsx 或 csv")
+    office = user.office if user.role == Role.office else None
+    report = load_report(state.engine, state.rules, start, end, office)
+    name = f"hotline-report-{start}_{end}.{fmt}"
+    body, media = (
+        (to_xlsx(report), "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+        if fmt == "xlsx"
+        else (to_csv(report), "text/csv; charset=utf-8")
+    )
+    return Response(body, media_type=media, headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+def _report_period(request: Request, state: AppState) -> tuple[dt.date, dt.date] | str:
+    """The page's start and end dates (the last 30 days by default), or what is wrong with them."""
     today = dt.datetime.now(_zone(state)).date()
     try:
         end = dt.date.fromisoformat(request.query_params.get("end", "") or today.isoformat())
@@ -453,9 +486,21 @@ def reports_page(request: Request, web: WebUser, state: StateDep) -> Response:
             request.query_params.get("start", "") or (end - dt.timedelta(days=29)).isoformat()
         )
     except ValueError:
-        return _back("/ui/reports", state, err="日期格式应为 YYYY-MM-DD")
+        return "日期格式应为 YYYY-MM-DD"
     if start > end or (end - start).days > 366 or start.year < 2000 or end.year > 2099:
-        return _back("/ui/reports", state, err="开始日期须不晚于结束日期，且跨度不超过一年")
+        return "开始日期须不晚于结束日期，且跨度不超过一年"
+    return start, end
+
+
+@router.get("/reports", response_class=HTMLResponse)
+def reports_page(request: Request, web: WebUser, state: StateDep) -> Response:
+    from service.reports.service import load_report
+
+    user, sess = web
+    period = _report_period(request, state)
+    if isinstance(period, str):
+        return _back("/ui/reports", state, err=period)
+    start, end = period
     office = user.office if user.role == Role.office else None
     report = load_report(state.engine, state.rules, start, end, office)
     return _page(

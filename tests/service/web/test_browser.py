@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import shutil
 import threading
 import time
@@ -11,6 +12,7 @@ from typing import Any
 
 import pytest
 import uvicorn
+from openpyxl import load_workbook
 from sqlmodel import Session
 
 from classifier.config import Rules
@@ -111,8 +113,8 @@ def browser() -> Iterator[Any]:
         b.close()
 
 
-def _login(browser: Any, base: str, token: str) -> Any:
-    page = browser.new_page(viewport={"width": 1366, "height": 768})
+def _login(browser: Any, base: str, token: str, width: int = 1366, height: int = 768) -> Any:
+    page = browser.new_page(viewport={"width": width, "height": height}, accept_downloads=True)
     page.goto(f"{base}/ui/login")
     page.fill("input[name=token]", token)
     page.click("button[type=submit]")
@@ -228,3 +230,25 @@ def test_forms_need_the_csrf_token_and_a_session(server: dict[str, Any]) -> None
     with Session(server["state"].engine) as s:
         t = s.get(Ticket, server["ids"]["xss"])
         assert t is not None and t.state != "cancelled"
+
+
+def test_dispatcher_exports_the_report_from_the_page(server: dict[str, Any], browser: Any) -> None:
+    page = _login(browser, server["base"], server["tokens"]["dispatcher"])
+    page.goto(f"{server['base']}/ui/reports")
+    with page.expect_download() as download:
+        page.click("text=导出 Excel")
+    sheet = load_workbook(io.BytesIO(Path(download.value.path()).read_bytes())).worksheets[0]
+    assert download.value.suggested_filename.endswith(".xlsx") and sheet.cell(row=1, column=1).value == "承办科室"
+    page.close()
+
+
+def test_queue_reads_at_phone_width(server: dict[str, Any], browser: Any) -> None:
+    page = _login(browser, server["base"], server["tokens"]["dispatcher"], width=390, height=844)
+    page.goto(f"{server['base']}/ui/queue")
+    for link in page.locator("header.top nav a").all():
+        box = link.bounding_box()
+        assert box is not None and box["width"] > box["height"], link.inner_text()  # a word, not a column
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390 + 1
+    assert page.locator("ol.queue > li").count() >= 1
+    _shot(page, "7-queue-390px")
+    page.close()
