@@ -80,6 +80,14 @@ class ClassifierSettings(_Strict):
     # an override phrase does not decide when the model gives another category at least this probability
     override_model_veto: float = Field(default=0.5, ge=0, le=1)
     review_on_disagreement: bool = True
+    # The disagreement flag is raised only for real doubt: the keyword rules' evidence for another category than the
+    # model's is strong — an override phrase, or a keyword score at least this much above the score of the model's
+    # category (a tie or a weaker rule is no evidence against the model) …
+    disagreement_rule_margin: float = Field(default=0.6, gt=0, le=10)
+    # … and after combining, the decided category leads the other side (the model's category when the rules decided,
+    # the rules' category otherwise) by less than this probability: a keyword does not put a confident model in doubt.
+    # Tickets below review_threshold are not flagged (they are reviewed for low confidence anyway).
+    disagreement_max_lead: float = Field(default=0.8, gt=0, le=1)
     # the category used when nothing else fits (rules-only evaluation, failed classification)
     fallback_category: str = "other"
     # operator boilerplate removed before features are extracted ("市民来电反映：" …), as regular expressions

@@ -30,6 +30,8 @@ class Decision:
     category_name: str
     office: str
     office_name: str
+    # combined probability (model + keyword boost) of the chosen category: the figure to show; the same number as
+    # alternatives[0].score (the chosen category is always the first alternative). Not the auto-dispatch score.
     confidence: float
     alternatives: list[Alternative]
     matched_keywords: dict[str, list[str]]
@@ -48,6 +50,9 @@ class Decision:
     known_share: float = 1.0
     # no review reason other than the auto-dispatch threshold (the tickets the threshold is calibrated on)
     auto_eligible: bool = True
+    # a high-precision (override) phrase decided the category, whatever its probability: show "由高精度关键词决定";
+    # for the review threshold and office_confidence such a decision counts as at least override_confidence
+    decided_by_override: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         # by hand: dataclasses.asdict deep-copies every value, which costs more than the decision itself
@@ -137,22 +142,26 @@ class Classifier:
         model_top = max(probs, key=probs.__getitem__)
         # the model's probabilities already sum to one: only rule scores can change them
         combined = _softmax_boost(probs, match.scores, settings.rule_boost) if match.scores else probs
-        category, confidence = self._choose(match, probs, combined, model_top)
+        category, confidence, by_override = self._choose(match, probs, combined, model_top)
         rules_top = match.overrides[0] if match.overrides else match.top
         office = self._office_of[category]
+        # `confidence` carries the override floor: the review threshold and the calibrated office_confidence are
+        # computed exactly as before; the Decision shows the combined probability itself
         office_confidence = max(confidence, sum(p for c, p in combined.items() if self._office_of[c] == office))
-        reasons = self._review_reasons(match, confidence, model_top, rules_top)
+        reasons = self._review_reasons(match, confidence, combined, category, model_top, rules_top)
         reasons.extend(self._scope_reasons(category, known))
         eligible = not reasons
         reasons.extend(self._threshold_reasons(office_confidence, eligible))
-        ranked = sorted(combined.items(), key=lambda kv: -kv[1])[:3]
+        # the chosen category first (an override may choose one the combined scores do not rank first)
+        others = sorted(((c, p) for c, p in combined.items() if c != category), key=lambda kv: -kv[1])[:2]
+        ranked = [(category, combined[category]), *others]
         urgent_words = self._matcher.urgent_words(normalized)
         return Decision(
             category=category,
             category_name=self._names[category],
             office=office,
             office_name=self._office_names[office],
-            confidence=round(confidence, 4),
+            confidence=round(combined[category], 4),
             alternatives=[Alternative(c, self._names[c], round(s, 4)) for c, s in ranked],
             matched_keywords=match.keywords,
             source=_source(category, model_top, rules_top),
@@ -167,6 +176,7 @@ class Classifier:
             office_confidence=round(min(office_confidence, 1.0), 4),
             known_share=round(known, 4),
             auto_eligible=eligible,
+            decided_by_override=by_override,
         )
 
     def _scope_reasons(self, category: str, known: float) -> list[str]:
@@ -198,25 +208,49 @@ class Classifier:
 
     def _choose(
         self, match: RuleMatch, probs: dict[str, float], combined: dict[str, float], model_top: str
-    ) -> tuple[str, float]:
-        """An override phrase decides, unless the model is at least as sure of another category
-        (tickets that mention a second topic in passing)."""
+    ) -> tuple[str, float, bool]:
+        """(category, confidence for review and dispatch, decided by an override phrase).
+
+        An override phrase decides, unless the model is at least as sure of another category (tickets that mention
+        a second topic in passing); its decision counts as at least `override_confidence`."""
         floor = self.rules.classifier.override_confidence
         veto = self.rules.classifier.override_model_veto
         overrides = [c for c in match.overrides if c in combined]
         if len(overrides) == 1 and not (model_top != overrides[0] and probs[model_top] >= veto):
             chosen = overrides[0]
-            return chosen, max(combined[chosen], floor)
+            return chosen, max(combined[chosen], floor), True
         candidates = overrides if len(overrides) > 1 else list(combined)
         chosen = max(candidates, key=lambda c: combined[c])
-        return chosen, combined[chosen]
+        return chosen, combined[chosen], False
 
-    def _review_reasons(self, match: RuleMatch, confidence: float, model_top: str, rules_top: str | None) -> list[str]:
+    def _review_reasons(
+        self,
+        match: RuleMatch,
+        confidence: float,
+        combined: dict[str, float],
+        category: str,
+        model_top: str,
+        rules_top: str | None,
+    ) -> list[str]:
         settings = self.rules.classifier
         reasons: list[str] = []
-        if confidence < settings.review_threshold:
+        low = confidence < settings.review_threshold
+        if low:
             reasons.append(f"置信度 {confidence:.2f} 低于审核阈值 {settings.review_threshold:.2f}")
-        if settings.review_on_disagreement and rules_top is not None and rules_top != model_top:
+        if (
+            settings.review_on_disagreement
+            and not low
+            and contested(
+                match,
+                combined,
+                category,
+                model_top,
+                rules_top,
+                rule_margin=settings.disagreement_rule_margin,
+                max_lead=settings.disagreement_max_lead,
+            )
+        ):
+            assert rules_top is not None
             reasons.append(
                 f"关键词规则（{self.rules.categories[rules_top].name}）与模型"
                 f"（{self.rules.categories[model_top].name}）判断不一致"
@@ -225,6 +259,32 @@ class Classifier:
             names = "、".join(self.rules.categories[c].name for c in match.overrides)
             reasons.append(f"多个高精度规则同时命中：{names}")
         return reasons
+
+
+def contested(
+    match: RuleMatch,
+    combined: dict[str, float],
+    category: str,
+    model_top: str,
+    rules_top: str | None,
+    *,
+    rule_margin: float,
+    max_lead: float,
+) -> bool:
+    """Real doubt between the keyword rules and the model (the disagreement review reason).
+
+    The rules' evidence for their category (`rules_top`, not the model's) must be strong: an override phrase, or a
+    keyword score at least `rule_margin` above the score of the model's category; a tie or a weaker rule is no
+    evidence against the model. And after combining, the decided category must lead the other side (the model's
+    category when the rules decided, the rules' category otherwise) by less than `max_lead`: a confident model is
+    not put in doubt by a keyword, while an override phrase that overruled the model is."""
+    if rules_top is None or rules_top == model_top:
+        return False
+    margin = match.scores.get(rules_top, 0.0) - match.scores.get(model_top, 0.0)
+    if rules_top not in match.overrides and margin < rule_margin - 1e-9:
+        return False
+    other = model_top if category == rules_top else rules_top
+    return combined[category] - combined.get(other, 0.0) < max_lead
 
 
 def _source(category: str, model_top: str, rules_top: str | None) -> Source:

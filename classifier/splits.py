@@ -24,9 +24,7 @@ def _key(item_id: str | int) -> bytes:
     return hashlib.sha256(f"{SALT}:{item_id}".encode()).digest()
 
 
-def assign_splits(
-    ids: Sequence[str | int], labels: Sequence[str], groups: Sequence[str] | None = None
-) -> list[str]:
+def assign_splits(ids: Sequence[str | int], labels: Sequence[str], groups: Sequence[str] | None = None) -> list[str]:
     """`test` for ~30 %, `calib` for ~25 %, `train` for the rest, stratified by label.
 
     Rows with the same `groups` key (copies of one message) all take the split of the group's first row, so that

@@ -9,11 +9,14 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.exception_handlers import http_exception_handler, request_validation_exception_handler
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel
 from sqlalchemy.exc import InterfaceError, InternalError, OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from classifier.artifact import load_model
 from classifier.config import Rules
@@ -31,6 +34,7 @@ from service.settings import Settings, get_settings
 from service.state import AppState
 from service.tickets import routes as ticket_routes
 from service.tickets.models import TicketCreate
+from service.web import listing as web_listing
 from service.web import routes as web_routes
 from service.web.headers import UIHeaders
 
@@ -149,11 +153,33 @@ def create_app(settings: Settings | None = None, state: AppState | None = None) 
             headers={"Retry-After": str(state.settings.retry_after_seconds)},
         )
 
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        # a person in the browser gets a Chinese page; API clients keep the JSON answer
+        if web_routes.wants_page(request):
+            return web_routes.error_page(request, exc.status_code, str(exc.detail))
+        return await http_exception_handler(request, exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> Response:
+        if web_routes.wants_page(request):
+            return web_routes.error_page(request, 422, "网址中的参数无效")
+        return await request_validation_exception_handler(request, exc)
+
     @app.exception_handler(web_routes.LoginRequired)
     async def login_required(request: Request, exc: web_routes.LoginRequired) -> RedirectResponse:
         return web_routes.login_redirect(state, exc)
 
-    for module in (intake_routes, ticket_routes, notify_routes, report_routes, open311, ops_routes, web_routes):
+    for module in (
+        intake_routes,
+        ticket_routes,
+        notify_routes,
+        report_routes,
+        open311,
+        ops_routes,
+        web_listing,
+        web_routes,
+    ):
         app.include_router(module.router)
     app.mount("/ui/static", StaticFiles(directory=str(web_routes.STATIC)), name="static")
     app.add_middleware(UIHeaders)

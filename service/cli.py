@@ -317,9 +317,12 @@ def demo(
     tokens_file: Annotated[Path, typer.Option("--tokens-file", help="演示用户令牌写入的文件")] = Path(
         "var/demo-tokens.txt"
     ),
+    url: Annotated[str, typer.Option("--url", help="服务地址（用于打印登录与发送示例）")] = "http://127.0.0.1:8000",
+    seed: Annotated[int, typer.Option("--seed", help="随机种子（同一种子生成同样的演示历史）")] = 0,
 ) -> None:
-    """Create demo users (one per role and office) and demo tickets; safe to run twice."""
-    import datetime as dt
+    """Create demo users (one per role and office) and about a month of demo ticket history; safe to run twice.
+
+    The history is made by the service's own intake, actions and deadline sweep on a simulated clock."""
     import json
     import random
 
@@ -327,12 +330,13 @@ def demo(
 
     from classifier.artifact import load_model
     from classifier.decision import Classifier
+    from service import demo as demo_data
     from service.auth.models import User
-    from service.auth.service import create_user
+    from service.auth.service import create_user, user_for_token
+    from service.db import make_engine
     from service.deadlines.service import DeadlinePolicy
-    from service.tickets.intake import intake
-    from service.tickets.models import TicketCreate
-    from service.tickets.service import get_by_external_id
+    from service.learning.config import load_learning
+    from service.settings import DEMO_SECRET
 
     session, settings = _session()
     rules = load_rules(settings.rules)
@@ -351,31 +355,83 @@ def demo(
             tokens_file.write_text("\n".join(lines) + "\n", encoding="utf-8")
             tokens_file.chmod(0o600)
             typer.echo(f"演示用户令牌已写入 {tokens_file}")
-        corpus = settings.model / "corpus.jsonl"
-        if not corpus.is_file() or tickets <= 0:
-            return
+        dispatcher_token = demo_data.read_token(
+            tokens_file, "demo-dispatcher", lambda token: user_for_token(session=session, token=token) is not None
+        )
+    corpus = settings.model / "corpus.jsonl"
+    engine = make_engine(settings.database_url)
+    if corpus.is_file() and tickets > 0:
         rows = [json.loads(line) for line in corpus.read_text(encoding="utf-8").splitlines() if line.strip()]
         random.Random(0).shuffle(rows)
-        classifier = Classifier(load_model(settings.model), rules)
-        policy = DeadlinePolicy(rules)
-        now = dt.datetime.now(dt.UTC)
-        created = 0
-        for i, row in enumerate(rows[:tickets]):
-            if get_by_external_id(session=session, external_id=f"DEMO{i:05d}") is not None:
-                continue
-            payload = TicketCreate(
-                external_id=f"DEMO{i:05d}",
-                received_at=now - dt.timedelta(hours=i),
-                channel="电话",
-                title="",
-                content=row["text"],
-                address="",
-                caller_name="演示来电人",
-                caller_phone=f"1380000{i:04d}",
+        result = demo_data.generate(
+            engine=engine,
+            rules=rules,
+            classifier=lambda: Classifier(load_model(settings.model), rules),
+            policy=DeadlinePolicy(rules),
+            texts=rows,
+            count=tickets,
+            misroute_reasons=load_learning(settings.rules, rules).misroute_reasons,
+            seed=seed,
+        )
+        typer.echo(
+            f"演示工单：新建 {result.created} 条，已存在跳过 {result.skipped} 条"
+            + (
+                f"（按近 {demo_data.DAYS} 天模拟受理、派单、办结、回访与巡检，用时 {result.seconds:.1f} 秒，"
+                f"另加载模型 {result.model_seconds:.1f} 秒）"
+                if result.created
+                else ""
             )
-            _, new = intake(session=session, payload=payload, classifier=classifier, policy=policy, rules=rules)
-            created += int(new)
-        typer.echo(f"演示工单：新建 {created} 条（已存在的跳过）")
+        )
+        if result.refused:
+            typer.echo(f"有 {len(result.refused)} 个模拟操作被拒绝（工单停在当时状态）：{result.refused[0]}")
+        typer.echo("演示工单状态：" + demo_data.state_text(demo_data.demo_counts(engine)))
+        typer.echo("近 30 天日报：" + demo_data.report_text(demo_data.month_report(engine, rules)))
+    engine.dispose()
+    # the secret is printed only when it is the well-known demo secret; a real one is read from the environment
+    secret = settings.webhook_secret.get_secret_value()
+    if not settings.demo:
+        dispatcher_token = None
+    if dispatcher_token is None and settings.demo:
+        typer.echo(
+            f"（{tokens_file} 中没有可用的 demo-dispatcher 令牌；"
+            "可用 hotline users rotate-token --name demo-dispatcher 重新生成）"
+        )
+    typer.echo(
+        demo_data.guide(
+            url=url,
+            tokens_file=str(tokens_file),
+            dispatcher_token=dispatcher_token,
+            secret=secret if secret == DEMO_SECRET else None,
+        )
+    )
+
+
+@app.command("send-demo-ticket")
+def send_demo_ticket(
+    url: Annotated[str, typer.Option("--url", help="服务地址")] = "http://127.0.0.1:8000",
+    text: Annotated[str, typer.Option("--text", help="工单内容")] = "",
+) -> None:
+    """Sign a demo work order as the webhook expects (HOTLINE_WEBHOOK_SECRET, else the demo secret) and send it."""
+    import httpx
+
+    from service import demo as demo_data
+
+    settings = Settings()
+    try:
+        rules = load_rules(settings.rules)
+    except RulesError:
+        rules = None
+    secret = settings.webhook_secret.get_secret_value()
+    try:
+        status, data = demo_data.send(url, secret, text.strip() or demo_data.SAMPLE_TEXT)
+    except httpx.HTTPError as exc:
+        raise _fail(f"无法连接 {url}：{exc}（服务是否已启动？）") from exc
+    message = demo_data.describe_response(status, data, rules)
+    if status not in (200, 201):
+        if status == 401:
+            message += "\n提示：本命令用 HOTLINE_WEBHOOK_SECRET（未设置时为演示密钥）签名，须与服务端一致"
+        raise _fail(message)
+    typer.echo(message)
 
 
 # Models -------------------------------------------------------------------------------------------------------

@@ -27,8 +27,53 @@ from service.state import AppState
 
 ROOT = Path(__file__).resolve().parents[1]
 SECRET = "test-webhook-secret-0123456789"
+_TRAVELLER = pytest.StashKey[Any]()
 PG_ADMIN_URL = os.environ.get("HOTLINE_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 DATASETS = ROOT.parent / "shared" / "datasets"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--fake-now",
+        default=None,
+        help="run the whole session on a clock that starts at this ISO time (with offset) and runs on "
+        "(scripts/any-hour.sh: the hours around the service's midnight)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    start = config.getoption("--fake-now", default=None)
+    if not start:
+        return
+    import time_machine
+
+    when = dt.datetime.fromisoformat(start)
+    if when.tzinfo is None:
+        raise pytest.UsageError("--fake-now 需要带时区偏移的时间，例如 2026-12-03T23:30:00+08:00")
+    # time.time and datetime.now move to `when` and tick on; monotonic clocks and sleeps stay real
+    traveller = time_machine.travel(when, tick=True)
+    traveller.start()
+    config.stash[_TRAVELLER] = traveller
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not config.getoption("--fake-now", default=None):
+        return
+    skip = pytest.mark.skip(reason="与真实时钟下的其他进程交互，不能在假定时钟下运行；它已在常规测试中运行")
+    for item in items:
+        if "real_clock" in item.keywords:
+            item.add_marker(skip)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    traveller = config.stash.get(_TRAVELLER, None)
+    if traveller is not None:
+        traveller.stop()
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    start = config.getoption("--fake-now", default=None)
+    return f"假定时钟从 {start} 开始（机器时区 TZ={os.environ.get('TZ', '未设置')}）" if start else None
 
 
 @pytest.fixture(scope="session")

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+from typing import Any
 
-from sqlalchemy import Index, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from service.db import UTCDateTime
@@ -65,6 +66,8 @@ class WebSession(SQLModel, table=True):
     ended_reason: str | None = Field(default=None, max_length=16)
     client: str = Field(default="", max_length=64)
     user_agent: str = Field(default="", max_length=200)
+    # what the user was doing when the session timed out: a page to return to, or a form to submit after login
+    pending: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
 
 
 class WebSessionPublic(SQLModel):

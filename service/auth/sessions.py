@@ -6,6 +6,7 @@ import datetime as dt
 import hashlib
 import secrets
 from dataclasses import dataclass
+from typing import Any
 
 from sqlmodel import Session, col, select, update
 
@@ -55,9 +56,10 @@ def start_session(
 
 
 def active_session(
-    *, session: Session, token: str | None, now: dt.datetime, limits: SessionLimits
+    *, session: Session, token: str | None, now: dt.datetime, limits: SessionLimits, touch: bool = True
 ) -> tuple[WebSession, User] | None:
-    """The live session behind a cookie value and its user, or None (unknown, ended, idle too long, expired)."""
+    """The live session behind a cookie value and its user, or None (unknown, ended, idle too long, expired).
+    A page's background poll passes touch=False: it is not the user's activity and must not keep the session alive."""
     if not token or len(token) > 200:
         return None
     record = session.get(WebSession, _key(token))
@@ -72,7 +74,7 @@ def active_session(
     if now - record.last_seen_at >= limits.idle:
         _end(session, record, now, "idle")
         return None
-    if now - record.last_seen_at >= TOUCH_EVERY:
+    if touch and now - record.last_seen_at >= TOUCH_EVERY:
         record.last_seen_at = now
         session.add(record)
         session.commit()
@@ -115,3 +117,44 @@ def list_active_sessions(
         .order_by(col(WebSession.created_at).desc())
     )
     return [r for r in rows if now - r.last_seen_at < limits.idle]
+
+
+# A session that timed out keeps what its user was doing, so that logging in again continues it.
+RESUMABLE = ("idle", "expired")
+RESUME_WITHIN = dt.timedelta(hours=1)
+
+
+def ended_session(*, session: Session, token: str | None) -> WebSession | None:
+    """The ended session behind a stale cookie (None for unknown cookies and live sessions)."""
+    if not token or len(token) > 200:
+        return None
+    record = session.get(WebSession, _key(token))
+    return record if record is not None and record.ended_at is not None else None
+
+
+def keep_pending(*, session: Session, record: WebSession, pending: dict[str, Any]) -> bool:
+    """Park an interrupted page or form on a session that timed out; a logout or a revoke keeps nothing."""
+    if record.ended_reason not in RESUMABLE:
+        return False
+    record.pending = pending
+    session.add(record)
+    session.commit()
+    return True
+
+
+def take_pending(*, session: Session, token: str | None, user: User, now: dt.datetime) -> dict[str, Any] | None:
+    """What the same user's timed-out session was doing, once, if it timed out within the hour."""
+    record = ended_session(session=session, token=token)
+    if record is None or record.pending is None or record.user_id != user.id:
+        return None
+    pending, record.pending = record.pending, None
+    session.add(record)
+    session.commit()
+    fresh = record.ended_at is not None and now - record.ended_at <= RESUME_WITHIN
+    return pending if fresh and record.ended_reason in RESUMABLE else None
+
+
+def set_pending(*, session: Session, record: WebSession, pending: dict[str, Any] | None) -> None:
+    record.pending = pending
+    session.add(record)
+    session.commit()

@@ -11,7 +11,7 @@ from collections import defaultdict
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Float, and_, case, func, literal, select, tuple_
+from sqlalchemy import Float, and_, case, func, literal, select, true, tuple_
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import ColumnElement, FunctionElement
@@ -205,13 +205,16 @@ def _event_counts(conn: Connection, lo: dt.datetime, hi: dt.datetime) -> dict[tu
     }
 
 
-def _medians(conn: Connection, lo: dt.datetime, hi: dt.datetime, grouped: bool) -> dict[tuple[str, str], float]:
+def _medians(
+    conn: Connection, lo: dt.datetime, hi: dt.datetime, grouped: bool, office: str | None = None
+) -> dict[tuple[str, str], float]:
     """Median hours to resolve: PostgreSQL's percentile_cont, elsewhere the middle rows of a window (same value)."""
     t = Ticket.__table__.c  # type: ignore[attr-defined]
+    mine = t.office == office if office else true()
     if conn.dialect.name == "postgresql":
         hours_pg = hours_between(t.created_at, t.resolved_at)
         median = func.percentile_cont(0.5).within_group(hours_pg)
-        where = and_(_within(t.resolved_at, lo, hi), t.merged_into_id.is_(None))
+        where = and_(_within(t.resolved_at, lo, hi), t.merged_into_id.is_(None), mine)
         if grouped:
             rows = conn.execute(select(t.office, t.category, median).where(where).group_by(t.office, t.category))
             return {(o or "", c or ""): float(m) for o, c, m in rows}
@@ -227,7 +230,7 @@ def _medians(conn: Connection, lo: dt.datetime, hi: dt.datetime, grouped: bool) 
             func.row_number().over(partition_by=partition, order_by=hours).label("rn"),
             func.count().over(partition_by=partition).label("cnt"),
         )
-        .where(_within(t.resolved_at, lo, hi), t.merged_into_id.is_(None))
+        .where(_within(t.resolved_at, lo, hi), t.merged_into_id.is_(None), mine)
         .subquery()
     )
     middle = inner.c.rn.in_([(inner.c.cnt + 1) // 2, (inner.c.cnt + 2) // 2])
@@ -293,7 +296,9 @@ def _per_day(
     return {(r.category, str(r.day)): {k: int(r._mapping[k] or 0) for k in ("n", *extra)} for r in rows}
 
 
-def ledger(conn: Connection, rules: Rules, start: dt.date, end: dt.date) -> list[dict[str, Any]]:
+def ledger(
+    conn: Connection, rules: Rules, start: dt.date, end: dt.date, office: str | None = None
+) -> list[dict[str, Any]]:
     """动态清零 ledger for the clearance categories: per day open at day end, new, closed, 回潮.
 
     Five grouped queries whatever the period and the number of categories: open at the start, then new (with 回潮)
@@ -309,6 +314,8 @@ def ledger(conn: Connection, rules: Rules, start: dt.date, end: dt.date) -> list
     # the zone's offset at the period start; the ledger's zones (Asia/Shanghai) keep one offset all year
     offset = int((lo.astimezone(zone).utcoffset() or dt.timedelta()).total_seconds() // 3600)
     counted = and_(t.category.in_(codes), t.merged_into_id.is_(None), t.state != State.cancelled)
+    if office:
+        counted = and_(counted, t.office == office)
     opening: dict[str, int] = defaultdict(int)
     for part in _open_at(t, lo):
         query = select(t.category, func.count()).where(counted, t.created_at < lo, part).group_by(t.category)
@@ -378,7 +385,7 @@ def daily_report(
             }
         )
     if office:
-        overall = None
+        overall = _medians(conn, lo, hi, grouped=False, office=office).get(("", ""))
     elif conn.dialect.name == "postgresql":
         overall = overall_pg
     else:
@@ -388,7 +395,7 @@ def daily_report(
         "generated_at": dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
         "rows": rows,
         "totals": _finish(totals, overall),
-        "ledger": ledger(conn, rules, start, end),
+        "ledger": ledger(conn, rules, start, end, office=office),
     }
 
 

@@ -110,33 +110,53 @@ class TicketFilter:
     state: str | None = None
     office: str | None = None
     category: str | None = None
+    grid: str | None = None
     overdue: bool | None = None
     due_before: dt.datetime | None = None
+    received_from: dt.datetime | None = None
+    received_before: dt.datetime | None = None
+    dispatch: str | None = None  # "auto": routed at intake with no person involved; "manual": by a dispatcher
+    open_only: bool = False
     q: str | None = None
 
 
+def _like(text: str) -> str:
+    """A LIKE pattern that finds `text` literally: %, _ and the escape character match only themselves."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
 def _filtered(statement: Any, f: TicketFilter, now: dt.datetime) -> Any:
-    if f.state:
-        statement = statement.where(Ticket.state == f.state)
-    if f.office:
-        statement = statement.where(Ticket.office == f.office)
-    if f.category:
-        statement = statement.where(Ticket.category == f.category)
+    for column, value in ((Ticket.state, f.state), (Ticket.office, f.office), (Ticket.category, f.category)):
+        if value:
+            statement = statement.where(column == value)
+    if f.grid:
+        statement = statement.where(Ticket.grid == f.grid)
     open_states = [str(s) for s in OPEN_STATES]
+    if f.open_only:
+        statement = statement.where(col(Ticket.state).in_(open_states))
     if f.overdue is True:
         statement = statement.where(col(Ticket.state).in_(open_states), col(Ticket.resolve_due) < now)
     elif f.overdue is False:
         statement = statement.where(or_(col(Ticket.state).not_in(open_states), col(Ticket.resolve_due) >= now))
     if f.due_before:
         statement = statement.where(col(Ticket.resolve_due) < f.due_before)
+    if f.received_from:
+        statement = statement.where(col(Ticket.received_at) >= f.received_from)
+    if f.received_before:
+        statement = statement.where(col(Ticket.received_at) < f.received_before)
+    if f.dispatch == "auto":
+        statement = statement.where(col(Ticket.dispatched_at) == col(Ticket.created_at))
+    elif f.dispatch == "manual":
+        statement = statement.where(col(Ticket.dispatched_at) != col(Ticket.created_at))
     if f.q:
-        pattern = f"%{f.q.replace('%', '').replace('_', '')}%"
+        pattern = _like(f.q)
         statement = statement.where(
             or_(
-                col(Ticket.title).like(pattern),
-                col(Ticket.content).like(pattern),
-                col(Ticket.address).like(pattern),
-                col(Ticket.external_id).like(pattern),
+                *(
+                    column.like(pattern, escape="\\")
+                    for column in (col(Ticket.title), col(Ticket.content), col(Ticket.address), col(Ticket.external_id))
+                )
             )
         )
     return statement
@@ -150,14 +170,26 @@ def list_tickets(
     page: int,
     page_size: int,
     now: dt.datetime | None = None,
+    newest_first: bool = False,
 ) -> tuple[list[Ticket], int]:
     now = now or utcnow()
     base = _filtered(_visible(select(Ticket), actor), filters, now)
     total = session.exec(select(func.count()).select_from(base.subquery())).one()
-    rows = session.exec(
-        base.order_by(col(Ticket.resolve_due).asc(), col(Ticket.id)).offset((page - 1) * page_size).limit(page_size)
+    order = (
+        (col(Ticket.received_at).desc(), col(Ticket.id).desc())
+        if newest_first
+        else (col(Ticket.resolve_due).asc(), col(Ticket.id))
     )
+    rows = session.exec(base.order_by(*order).offset((page - 1) * page_size).limit(page_size))
     return list(rows), int(total)
+
+
+def matching_tickets(
+    *, session: Session, actor: Actor, filters: TicketFilter, now: dt.datetime, limit: int
+) -> list[Ticket]:
+    """Every visible ticket the filters match, up to `limit` (the queue's candidates, an export)."""
+    base = _filtered(_visible(select(Ticket), actor), filters, now)
+    return list(session.exec(base.order_by(col(Ticket.received_at).desc(), col(Ticket.id).desc()).limit(limit)))
 
 
 # Transitions -------------------------------------------------------------------------------------------------
@@ -256,6 +288,9 @@ class Lifecycle:
         category, office = body.get("category"), body.get("office")
         if not category and not office:
             raise InvalidInputError("office", "改派需要给出新的承办科室（office）或分类（category）")
+        if not (body.get("note") or "").strip():
+            # the reason is what the next reader of the timeline (and the model's trainer) needs
+            raise InvalidInputError("note", "改派需要说明理由（note）")
         if category and category not in self.rules.categories:
             raise InvalidInputError("category", f"未知分类「{category}」")
         if office and office not in self.rules.offices:

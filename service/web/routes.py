@@ -9,40 +9,58 @@ from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request, status
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup, escape
-from pydantic import ValidationError
 from sqlmodel import Session, col, select
 from starlette.concurrency import run_in_threadpool
 
 from service.auth.models import ROLE_LABELS, Role, User, WebSession
 from service.auth.service import user_for_token
-from service.auth.sessions import SessionLimits, active_session, end_session, start_session
+from service.auth.sessions import (
+    RESUMABLE,
+    SessionLimits,
+    active_session,
+    end_session,
+    ended_session,
+    keep_pending,
+    set_pending,
+    start_session,
+    take_pending,
+)
 from service.deadlines.sweep import lights
 from service.deps import SessionDep, StateDep
 from service.errors import DomainError
 from service.labels import LIGHTS, SYSTEM_ACTIONS, zh
 from service.state import AppState
-from service.tickets.models import OPEN_STATES, STATE_LABELS, State, Ticket
+from service.tickets.models import STATE_LABELS, State, Ticket, TicketEvent
 from service.tickets.routes import ACTION_BODIES
-from service.tickets.service import Actor, Lifecycle, timeline, utcnow
+from service.tickets.service import Actor, Lifecycle, TicketFilter, matching_tickets, timeline
 from service.tickets.statemachine import TRANSITIONS, label
 from service.tickets.visibility import event_view, public_view
 from service.web import session as web_session
+from service.web.forms import ACTION_BUTTONS, FORM_FIELDS, FormProblem, domain_problem, parse_action
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 STATIC = Path(__file__).parent / "static"
+# how often an open queue page asks whether tickets arrived or left
+QUEUE_POLL_SECONDS = 15
 ACTION_LABELS = {**SYSTEM_ACTIONS, **{name: t.label for name, t in TRANSITIONS.items()}}
 
 
 class LoginRequired(Exception):
     """No live session: the page sends the browser to the login page (saying so when a session had ended)."""
 
-    def __init__(self, ended: bool) -> None:
+    def __init__(self, ended: bool, record: WebSession | None = None, parked: str = "") -> None:
         super().__init__("login required")
         self.ended = ended
+        self.record = record
+        self.parked = parked
+
+    @property
+    def timed_out(self) -> bool:
+        return self.record is not None and self.record.ended_reason in RESUMABLE
 
 
 def _secret(state: AppState) -> str:
@@ -53,23 +71,68 @@ def session_limits(state: AppState) -> SessionLimits:
     return SessionLimits.of(state.settings)
 
 
-def current_web_user(request: Request, session: SessionDep, state: StateDep) -> tuple[User, WebSession]:
+def web_user(request: Request, session: Session, state: AppState, *, touch: bool = True) -> tuple[User, WebSession]:
+    """The user behind the page's session cookie, or LoginRequired carrying the session that just ended."""
     cookie = request.cookies.get(web_session.COOKIE)
-    found = active_session(session=session, token=cookie, now=state.clock(), limits=session_limits(state))
+    limits = session_limits(state)
+    found = active_session(session=session, token=cookie, now=state.clock(), limits=limits, touch=touch)
     if found is None:
-        raise LoginRequired(ended=bool(cookie))
+        raise LoginRequired(ended=bool(cookie), record=ended_session(session=session, token=cookie))
     record, user = found
     return user, record
+
+
+def current_web_user(request: Request, session: SessionDep, state: StateDep) -> tuple[User, WebSession]:
+    try:
+        return web_user(request, session, state)
+    except LoginRequired as exc:
+        # a page opened after a timeout is the page to come back to after logging in
+        if exc.record is not None and request.method == "GET" and _safe_path(request.url.path):
+            path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            if keep_pending(session=session, record=exc.record, pending={"kind": "page", "path": path[:1000]}):
+                exc.parked = "登录后将回到刚才的页面"
+        raise
 
 
 WebUser = Annotated[tuple[User, WebSession], Depends(current_web_user)]
 
 
 def login_redirect(state: AppState, exc: LoginRequired) -> RedirectResponse:
-    """Where a request without a live session goes; the stale cookie is dropped."""
+    """Where a request without a live session goes, saying why; a timed-out cookie stays so login can resume."""
+    if exc.timed_out:
+        return _back("/ui/login", state, err="会话已过期，请重新登录" + (f"；{exc.parked}" if exc.parked else ""))
     response = _back("/ui/login", state, err="会话已结束，请重新登录" if exc.ended else None)
     if exc.ended:
         response.delete_cookie(web_session.COOKIE)
+    return response
+
+
+def _safe_path(path: str) -> bool:
+    """A local page of ours (never //host or a scheme): where a redirect may send the browser."""
+    return path.startswith("/ui/") and not path.startswith("//") and "\\" not in path and "/ui/login" not in path
+
+
+ERROR_TITLES = {
+    status.HTTP_403_FORBIDDEN: "无法完成操作",
+    status.HTTP_404_NOT_FOUND: "页面不存在",
+    status.HTTP_405_METHOD_NOT_ALLOWED: "不支持的操作",
+    status.HTTP_422_UNPROCESSABLE_CONTENT: "请求无效",
+}
+
+
+def wants_page(request: Request) -> bool:
+    """A browser asking for a page under /ui (its errors are pages, not JSON)."""
+    path = request.url.path
+    return (path == "/ui" or path.startswith("/ui/")) and not path.startswith("/ui/queue/summary")
+
+
+def error_page(request: Request, code: int, detail: str) -> HTMLResponse:
+    """A Chinese error page with a way back; English framework texts are not shown to users."""
+    title = ERROR_TITLES.get(code, "出错了")
+    message = detail if any("\u4e00" <= ch <= "\u9fff" for ch in detail) else title
+    response = templates.TemplateResponse(
+        request, "error.html", {"title": title, "message": message, "user": None}, status_code=code
+    )
     return response
 
 
@@ -192,7 +255,7 @@ def login(
         state.throttle.fail(client)
         return _back("/ui/login", state, err="令牌无效或已吊销")
     limits = session_limits(state)
-    _, value = start_session(
+    record, value = start_session(
         session=session,
         user=user,
         now=state.clock(),
@@ -200,7 +263,7 @@ def login(
         client=client,
         user_agent=request.headers.get("user-agent", ""),
     )
-    response = _back("/ui/", state)
+    response = _back(_after_login(session, request, user, record, state), state)
     response.set_cookie(
         web_session.COOKIE,
         value,
@@ -211,6 +274,18 @@ def login(
     )
     response.delete_cookie(web_session.LOGIN_CSRF_COOKIE)
     return response
+
+
+def _after_login(session: Session, request: Request, user: User, record: WebSession, state: AppState) -> str:
+    """Back to what the same user was doing when their session timed out, else their landing page."""
+    stale = request.cookies.get(web_session.COOKIE)
+    pending = take_pending(session=session, token=stale, user=user, now=state.clock())
+    if pending and pending.get("kind") == "page" and _safe_path(str(pending.get("path", ""))):
+        return str(pending["path"])
+    if pending and pending.get("kind") == "action":
+        set_pending(session=session, record=record, pending=pending)
+        return "/ui/resume"
+    return "/ui/"
 
 
 @router.post("/logout")
@@ -241,22 +316,16 @@ def _landing(user: User) -> str:
 def _queue_rows(
     session: Session, state: AppState, now: dt.datetime, filters: dict[str, str], user: User
 ) -> list[dict[str, Any]]:
-    statement = select(Ticket).where(col(Ticket.state).in_([str(s) for s in OPEN_STATES]))
-    if filters.get("category"):
-        statement = statement.where(Ticket.category == filters["category"])
-    if filters.get("office"):
-        statement = statement.where(Ticket.office == filters["office"])
-    if filters.get("grid"):
-        statement = statement.where(Ticket.grid == filters["grid"])
-    if filters.get("q"):
-        pattern = f"%{filters['q'].replace('%', '')}%"
-        statement = statement.where(
-            col(Ticket.content).like(pattern)
-            | col(Ticket.address).like(pattern)
-            | col(Ticket.external_id).like(pattern)
-        )
+    wanted = TicketFilter(
+        open_only=True,
+        category=filters.get("category") or None,
+        office=filters.get("office") or None,
+        grid=filters.get("grid") or None,
+        q=filters.get("q") or None,
+    )
+    found = matching_tickets(session=session, actor=Actor.of(user), filters=wanted, now=now, limit=2000)
     rows = []
-    for ticket in session.exec(statement.limit(2000)):
+    for ticket in found:
         row = _row(ticket, state, now, user)
         review = (
             ticket.state in (State.pending_review, State.returned)
@@ -284,7 +353,7 @@ def queue(request: Request, web: WebUser, session: SessionDep, state: StateDep) 
     ]
     if unknown:
         return _back("/ui/queue", state, err=f"筛选条件无效：没有这个{'、'.join(unknown)}")
-    rows = _queue_rows(session, state, utcnow(), filters, user)
+    rows = _queue_rows(session, state, state.clock(), filters, user)
     return _page(
         request,
         "queue.html",
@@ -295,7 +364,24 @@ def queue(request: Request, web: WebUser, session: SessionDep, state: StateDep) 
         filters=filters,
         rules=state.rules,
         highlight=highlight,
+        back=request.url.path + (f"?{request.url.query}" if request.url.query else ""),
+        query_string=request.url.query,
+        poll_seconds=QUEUE_POLL_SECONDS,
     )
+
+
+@router.get("/queue/summary")
+def queue_summary(request: Request, session: SessionDep, state: StateDep) -> JSONResponse:
+    """The queue's ticket ids for the page's poll; a poll is not activity and does not extend the session."""
+    try:
+        user, _ = web_user(request, session, state, touch=False)
+    except LoginRequired:
+        return JSONResponse({"expired": True, "message": "会话已过期，请重新登录"}, status_code=401)
+    if user.role not in (Role.dispatcher, Role.admin):
+        return JSONResponse({"message": "无权查看派单审核队列"}, status_code=403)
+    filters = {k: request.query_params.get(k, "")[:100] for k in ("category", "office", "grid", "q")}
+    rows = _queue_rows(session, state, state.clock(), filters, user)
+    return JSONResponse({"count": len(rows), "ids": [r["t"].id for r in rows]})
 
 
 # Office workbench ----------------------------------------------------------------------------------------------
@@ -308,7 +394,7 @@ def workbench(request: Request, web: WebUser, session: SessionDep, state: StateD
         return _back(_landing(user), state)
     working = [State.dispatched, State.accepted, State.contacted, State.reopened]
     statement = select(Ticket).where(Ticket.office == user.office, col(Ticket.state).in_([str(s) for s in working]))
-    now = utcnow()
+    now = state.clock()
     rows = [_row(t, state, now, user) for t in session.exec(statement.limit(2000))]
     order = {"red": 0, "yellow": 1, "green": 2, "none": 3}
     far = dt.datetime.max.replace(tzinfo=dt.UTC)
@@ -330,9 +416,10 @@ def ticket_page(request: Request, ticket_ref: str, web: WebUser, session: Sessio
         missing.status_code = status.HTTP_404_NOT_FOUND
         return missing
     zone = _zone(state)
-    row = _row(ticket, state, utcnow(), user)
+    row = _row(ticket, state, state.clock(), user)
     view = row["t"]
     words = [w for found in ticket.classification.get("matched_keywords", {}).values() for w in found]
+    history = timeline(session=session, ticket_id=ticket_id)
     events = [
         {
             "e": event_view(e, ticket, user),
@@ -341,7 +428,7 @@ def ticket_page(request: Request, ticket_ref: str, web: WebUser, session: Sessio
             "to": label(e.to_state),
             "action": zh(ACTION_LABELS, e.action),
         }
-        for e in timeline(session=session, ticket_id=ticket_id)
+        for e in history
     ]
     allowed = [
         a
@@ -362,53 +449,92 @@ def ticket_page(request: Request, ticket_ref: str, web: WebUser, session: Sessio
         allowed=allowed,
         rules=state.rules,
         classification=ticket.classification,
+        current=_current_evidence(ticket, history, user, state),
         received=_local(ticket.created_at, zone),
+        buttons=ACTION_BUTTONS,
     )
 
 
-FIELD_LABELS = {
-    "note": "说明",
-    "office": "承办科室",
-    "category": "分类",
-    "into_id": "主工单编号",
-    "result": "办结结果",
-    "reason": "理由",
-    "days": "延期天数",
-    "satisfaction": "满意度",
-}
-_FORM_FIELDS = ("note", "office", "category", "into_id", "result", "reason", "days", "satisfaction")
+def _current_evidence(ticket: Ticket, history: list[TicketEvent], user: User, state: AppState) -> dict[str, Any] | None:
+    """When a person moved the ticket away from the model's category: who, why, and what speaks for the new one."""
+    cls = ticket.classification or {}
+    if not cls or (ticket.category == cls.get("category") and ticket.office == cls.get("office")):
+        return None
+    moves = [e for e in history if e.action == "reroute"]
+    last = event_view(moves[-1], ticket, user) if moves else None
+    rules = state.rules
+    return {
+        "category": rules.categories[ticket.category].name if ticket.category in rules.categories else "—",
+        "office": rules.office_name(ticket.office) if ticket.office in rules.offices else "—",
+        "keywords": (cls.get("matched_keywords") or {}).get(ticket.category, []),
+        "score": (cls.get("probabilities") or {}).get(ticket.category),
+        "by": last.actor if last else "",
+        "reason": (last.note or "") if last else "",
+    }
+
+
+def _back_path(raw: object, ticket_id: int) -> str:
+    back = str(raw or "")
+    return back if _safe_path(back) else f"/ui/tickets/{ticket_id}"
+
+
+def _ticket_summary(ticket: Ticket, state: AppState) -> str:
+    rules = state.rules
+    category = rules.categories[ticket.category].name if ticket.category in rules.categories else "未分类"
+    office = rules.office_name(ticket.office) if ticket.office in rules.offices else "未派单"
+    return f"#{ticket.id} {ticket.external_id}：{category} → {office}，当前状态「{label(ticket.state)}」"
+
+
+def _problem_page(
+    request: Request, session: Session, state: AppState, web: tuple[User, WebSession], problem: FormProblem, back: str
+) -> HTMLResponse:
+    """A refused form comes back whole: which ticket, which field and why, with what was typed still in it."""
+    user, sess = web
+    ticket = session.get(Ticket, problem.ticket_id)
+    visible = ticket is not None and not (user.role == Role.office and ticket.office != user.office)
+    page = _page(
+        request,
+        "action_problem.html",
+        user,
+        sess.csrf,
+        state,
+        problem=problem,
+        ticket=public_view(ticket, user) if ticket is not None and visible else None,
+        ticket_summary=_ticket_summary(ticket, state) if ticket is not None and visible else "",
+        back=back,
+        rules=state.rules,
+        buttons=ACTION_BUTTONS,
+    )
+    page.status_code = status.HTTP_422_UNPROCESSABLE_CONTENT if problem.errors else status.HTTP_409_CONFLICT
+    return page
 
 
 @router.post("/tickets/{ticket_id}/{action}")
 async def ticket_action(
-    request: Request, ticket_id: int, action: str, web: WebUser, session: SessionDep, state: StateDep
+    request: Request, ticket_id: int, action: str, session: SessionDep, state: StateDep
 ) -> Response:
-    user, sess = web
     form = await request.form()
-    _check_csrf(str(form.get("csrf", "")), sess.csrf)
-    body: dict[str, Any] = {k: str(form[k]).strip() for k in _FORM_FIELDS if form.get(k) not in (None, "")}
-    back = str(form.get("back", "")) or f"/ui/tickets/{ticket_id}"
-    if not back.startswith("/ui/"):
-        back = f"/ui/tickets/{ticket_id}"
+    values = {k: str(form[k])[:5000] for k in FORM_FIELDS if k in form}
+    back = _back_path(form.get("back"), ticket_id)
+    csrf = str(form.get("csrf", ""))
     try:
-        if "into_id" in body:
-            body["into_id"] = int(body["into_id"])
-        if "days" in body:
-            body["days"] = float(body["days"])
-    except ValueError:
-        return _back(back, state, err="请输入有效的数字")
+        web = await run_in_threadpool(web_user, request, session, state)
+    except LoginRequired as exc:
+        await run_in_threadpool(_park_action, session, exc, csrf, ticket_id, action, values, back)
+        raise
+    user, sess = web
+    _check_csrf(csrf, sess.csrf)
     model = ACTION_BODIES.get(action)
     if model is None:
         return _back(back, state, err=f"未知操作「{action}」")
-    try:
-        parsed = model.model_validate(body)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        return _back(back, state, err=f"{FIELD_LABELS.get(str(first['loc'][0]), first['loc'][0])}：{first['msg']}")
+    parsed = parse_action(action=action, ticket_id=ticket_id, model=model, values=values)
+    if isinstance(parsed, FormProblem):
+        return _problem_page(request, session, state, web, parsed, back)
     lifecycle = Lifecycle(
         session=session,
         rules=state.rules,
         policy=state.policy,
+        now=state.clock(),
         misroute_reasons=state.learning.misroute_reasons,
     )
     try:
@@ -416,8 +542,59 @@ async def ticket_action(
             lifecycle.perform, ticket_id=ticket_id, action=action, actor=Actor.of(user), body=parsed.model_dump()
         )
     except DomainError as exc:
-        return _back(back, state, err=exc.message)
+        problem = domain_problem(action=action, ticket_id=ticket_id, values=values, exc=exc)
+        if problem.errors or values.get("note") or values.get("reason"):
+            return _problem_page(request, session, state, web, problem, back)
+        return _back(back, state, err=problem.summary())
     return _back(back, state, msg=f"工单 {ticket_id}：{zh(ACTION_LABELS, action)}成功")
+
+
+def _park_action(
+    session: Session, exc: LoginRequired, csrf: str, ticket_id: int, action: str, values: dict[str, str], back: str
+) -> None:
+    """A form sent just after a timeout is kept for its user to submit after logging in (only with its CSRF)."""
+    record = exc.record
+    if record is None or action not in ACTION_BODIES or not secrets.compare_digest(csrf.encode(), record.csrf.encode()):
+        return
+    pending = {"kind": "action", "ticket_id": ticket_id, "action": action, "values": values, "back": back}
+    if keep_pending(session=session, record=record, pending=pending):
+        exc.parked = f"登录后可以继续提交工单 #{ticket_id}「{ACTION_BUTTONS.get(action, action)}」"
+
+
+@router.get("/resume", response_class=HTMLResponse)
+def resume_page(request: Request, web: WebUser, session: SessionDep, state: StateDep) -> Response:
+    """The form a timed-out session was submitting, filled in again for the user to send."""
+    user, sess = web
+    pending = sess.pending or {}
+    if pending.get("kind") != "action":
+        return _back(_landing(user), state)
+    set_pending(session=session, record=sess, pending=None)
+    ticket = session.get(Ticket, int(pending.get("ticket_id", 0)))
+    if ticket is None or (user.role == Role.office and ticket.office != user.office):
+        return _back(_landing(user), state, err="会话过期前操作的工单已不存在或无权查看")
+    return _page(
+        request,
+        "resume.html",
+        user,
+        sess.csrf,
+        state,
+        ticket=public_view(ticket, user),
+        ticket_summary=_ticket_summary(ticket, state),
+        action=str(pending.get("action")),
+        values=dict(pending.get("values") or {}),
+        back=_back_path(pending.get("back"), ticket.id or 0),
+        rules=state.rules,
+        buttons=ACTION_BUTTONS,
+    )
+
+
+@router.post("/resume/discard")
+def resume_discard(
+    web: WebUser, session: SessionDep, state: StateDep, csrf: Annotated[str, Form(max_length=100)]
+) -> Response:
+    _check_csrf(csrf, web[1].csrf)
+    set_pending(session=session, record=web[1], pending=None)
+    return _back(_landing(web[0]), state, msg="已放弃会话过期前的操作")
 
 
 # Reports ------------------------------------------------------------------------------------------------------
@@ -440,16 +617,39 @@ def _office_rates(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
-def _trend(ledger: list[dict[str, Any]], width: int = 560, height: int = 160) -> list[dict[str, Any]]:
-    """SVG polyline points for each clearance category's day-end open count."""
+def _trend(ledger: list[dict[str, Any]], width: int = 520, height: int = 150) -> dict[str, Any]:
+    """The 动态清零 chart: one line per clearance category, a dot per day (its own tooltip), axes labelled.
+    Points stay inside the drawing area, so the last day, often the only non-zero one, is never cut off."""
     peak = max([d["open"] for item in ledger for d in item["days"]] + [1])
     lines = []
     for item in ledger:
         days = item["days"]
         step = width / max(1, len(days) - 1)
-        points = " ".join(f"{i * step:.1f},{height - d['open'] / peak * (height - 10):.1f}" for i, d in enumerate(days))
-        lines.append({"name": item["name"], "points": points, "last": days[-1] if days else None})
-    return lines
+        dots = [
+            {
+                "x": round(i * step if len(days) > 1 else width / 2, 1),
+                "y": round(height - d["open"] / peak * height, 1),
+                "tip": f"{item['name']} {d['date']}：日末在办 {d['open']}，新增 {d['new']}，办结 {d['closed']}",
+            }
+            for i, d in enumerate(days)
+        ]
+        lines.append(
+            {
+                "name": item["name"],
+                "points": " ".join(f"{d['x']},{d['y']}" for d in dots),
+                "dots": dots,
+                "last": days[-1] if days else None,
+            }
+        )
+    first = ledger[0]["days"] if ledger and ledger[0]["days"] else []
+    return {
+        "lines": lines,
+        "width": width,
+        "height": height,
+        "peak": peak,
+        "start": first[0]["date"] if first else "",
+        "end": first[-1]["date"] if first else "",
+    }
 
 
 @router.get("/reports/export")
@@ -479,7 +679,7 @@ def reports_export(request: Request, web: WebUser, state: StateDep) -> Response:
 
 def _report_period(request: Request, state: AppState) -> tuple[dt.date, dt.date] | str:
     """The page's start and end dates (the last 30 days by default), or what is wrong with them."""
-    today = dt.datetime.now(_zone(state)).date()
+    today = state.clock().astimezone(_zone(state)).date()
     try:
         end = dt.date.fromisoformat(request.query_params.get("end", "") or today.isoformat())
         start = dt.date.fromisoformat(

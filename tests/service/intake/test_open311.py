@@ -76,7 +76,9 @@ def test_public_reads_hold_no_personal_data(client: TestClient, state: AppState)
     dispatcher = auth(token_for(state, "dispatcher"))
     office = auth(token_for(state, "office", "pingan"))
     resolved = ids[0]
-    client.post(f"/api/v1/tickets/{resolved}/reroute", json={"office": "pingan"}, headers=dispatcher)
+    client.post(
+        f"/api/v1/tickets/{resolved}/reroute", json={"office": "pingan", "note": "属平安办"}, headers=dispatcher
+    )
     resolve = {"result": "实际解决", "note": "已联系张三13812345678"}
     for action, body in (("accept", {}), ("contact", {}), ("resolve", resolve)):
         assert client.post(f"/api/v1/tickets/{resolved}/{action}", json=body, headers=office).status_code == 200

@@ -69,7 +69,9 @@ def test_confirm_reroute_and_misroute_return_are_labels(client: TestClient, stat
     assert returned.kind == "return" and not returned.trainable and returned.category is None
     count = len(_labels(state))
     second = post_ticket(client, payload(title="群租", content="楼里有人群租，十几个人住一套房。")).json()
-    client.post(f"/api/v1/tickets/{second['id']}/reroute", json={"office": office}, headers=dispatcher)
+    client.post(
+        f"/api/v1/tickets/{second['id']}/reroute", json={"office": office, "note": "分错了"}, headers=dispatcher
+    )
     office_only = _labels(state)[-1]
     assert office_only.kind == "reroute" and not office_only.trainable  # the category was not named
     assert office_only.text == "群租\x1e楼里有人群租，十几个人住一套房。"
@@ -80,7 +82,9 @@ def test_confirm_reroute_and_misroute_return_are_labels(client: TestClient, stat
 def test_a_refused_action_stores_no_label(client: TestClient, state: AppState) -> None:
     dispatcher = auth(token_for(state, "dispatcher"))
     ticket = post_ticket(client, payload()).json()
-    r = client.post(f"/api/v1/tickets/{ticket['id']}/reroute", json={"category": "no-such"}, headers=dispatcher)
+    r = client.post(
+        f"/api/v1/tickets/{ticket['id']}/reroute", json={"category": "no-such", "note": "分错了"}, headers=dispatcher
+    )
     assert r.status_code == 422 and _labels(state) == []
 
 
@@ -90,7 +94,9 @@ def test_labels_from_the_web_form(client: TestClient, state: AppState) -> None:
     csrf = login(client, token)
     category = _other_category(state, ticket["category"])
     r = client.post(
-        f"/ui/tickets/{ticket['id']}/reroute", data={"csrf": csrf, "category": category}, follow_redirects=False
+        f"/ui/tickets/{ticket['id']}/reroute",
+        data={"csrf": csrf, "category": category, "note": "分错了"},
+        follow_redirects=False,
     )
     assert r.status_code == 303
     (label,) = _labels(state)

@@ -26,7 +26,9 @@ def test_page_shows_weeks_rates_and_history(make_learning_state: MakeState, smal
         dispatcher = auth(token_for(state, "dispatcher"))
         tickets = [post_ticket(client, payload()).json() for _ in range(2)]
         for t in tickets:
-            client.post(f"/api/v1/tickets/{t['id']}/reroute", json={"category": "garbage"}, headers=dispatcher)
+            client.post(
+                f"/api/v1/tickets/{t['id']}/reroute", json={"category": "garbage", "note": "分错了"}, headers=dispatcher
+            )
         login(client, token_for(state, "dispatcher"))
         page = client.get("/ui/learning")
         assert page.status_code == 200

@@ -54,7 +54,11 @@ def test_dry_run_then_a_better_challenger_is_promoted_with_the_corrections(
         for days_ago, category in ((40, "garbage"), (30, "parking"), (2, "nuisance")):
             state.clock = lambda d=days_ago: now - dt.timedelta(days=d)
             ticket = post_ticket(client, payload()).json()
-            r = client.post(f"/api/v1/tickets/{ticket['id']}/reroute", json={"category": category}, headers=dispatcher)
+            r = client.post(
+                f"/api/v1/tickets/{ticket['id']}/reroute",
+                json={"category": category, "note": "分错了"},
+                headers=dispatcher,
+            )
             assert r.status_code == 200, r.text
     with Session(state.engine) as session:
         assert len(session.exec(select(RoutingLabel)).all()) == 3

@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from sqlmodel import Session, select
 
 from classifier.config import Rules
@@ -61,6 +62,7 @@ def _seed(url: str, rules: Rules, classifier: Classifier, tickets: int) -> int:
     return tickets * 3
 
 
+@pytest.mark.real_clock
 def test_no_duplicate_deliveries(pg_url: str, rules: Rules, classifier: Classifier, tmp_path: Path) -> None:
     from tests.conftest import _truncate_pg
 

@@ -83,8 +83,13 @@ def test_return_then_reroute_to_another_office(client: TestClient, people: dict[
     assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["body", "reason"]
     r = act(client, people["pingan"], tid, "return", reason="职能不符", note="属于违建，应由管理办处理")
     assert r.json()["state"] == "returned" and r.json()["return_reason"] == "职能不符"
-    r = act(client, people["dispatcher"], tid, "reroute", category="illegal_construction")
+    silent = act(client, people["dispatcher"], tid, "reroute", category="illegal_construction")
+    assert silent.status_code == 422 and silent.json()["detail"][0]["loc"] == ["body", "note"]
+    assert client.get(f"/api/v1/tickets/{tid}", headers=people["dispatcher"]).json()["state"] == "returned"
+    r = act(client, people["dispatcher"], tid, "reroute", category="illegal_construction", note="搭建阳光房属违建")
     assert r.json()["state"] == "dispatched" and r.json()["office"] == "guanli"
+    events = client.get(f"/api/v1/tickets/{tid}", headers=people["dispatcher"]).json()["timeline"]
+    assert events[-1]["action"] == "reroute" and events[-1]["note"] == "搭建阳光房属违建"
     # the old office no longer sees it; the new one does
     assert client.get(f"/api/v1/tickets/{tid}", headers=people["pingan"]).status_code == 404
     assert client.get(f"/api/v1/tickets/{tid}", headers=people["guanli"]).status_code == 200
@@ -122,7 +127,7 @@ def test_cancel_needs_a_reason(client: TestClient, people: dict[str, dict[str, s
 
 def test_roles_cannot_perform_other_roles_actions(client: TestClient, people: dict[str, dict[str, str]]) -> None:
     tid = _ticket(client, people)["id"]
-    assert act(client, people["pingan"], tid, "reroute", office="guanli").status_code == 403
+    assert act(client, people["pingan"], tid, "reroute", office="guanli", note="不归我们").status_code == 403
     assert act(client, people["dispatcher"], tid, "accept").status_code == 403
     assert act(client, people["viewer"], tid, "accept").status_code == 403
     assert act(client, people["guanli"], tid, "accept").status_code == 404

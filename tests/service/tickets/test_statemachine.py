@@ -24,7 +24,7 @@ from service.tickets.statemachine import PUBLIC_ACTIONS, TRANSITIONS
 
 BODIES: dict[str, dict[str, Any]] = {
     "confirm": {},
-    "reroute": {"office": "guanli"},
+    "reroute": {"office": "guanli", "note": "职能不符"},
     "merge": {"into_id": 1},
     "split": {},
     "cancel": {"note": "无效"},

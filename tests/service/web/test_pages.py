@@ -41,7 +41,11 @@ def test_an_unknown_filter_says_so(client: TestClient, state: AppState) -> None:
     dispatcher = token_for(state, "dispatcher")
     ticket = post_ticket(client, payload()).json()
     if ticket["state"] != "pending_review":  # the queue must hold something, or "队列已清空" would be true
-        client.post(f"/api/v1/tickets/{ticket['id']}/reroute", json={"office": "pingan"}, headers=auth(dispatcher))
+        client.post(
+            f"/api/v1/tickets/{ticket['id']}/reroute",
+            json={"office": "pingan", "note": "属平安办"},
+            headers=auth(dispatcher),
+        )
         client.post(
             f"/api/v1/tickets/{ticket['id']}/return",
             json={"reason": "职能不符"},

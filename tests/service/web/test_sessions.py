@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session
 
@@ -85,6 +86,7 @@ def test_revoke_and_a_new_token_end_the_sessions(client: TestClient, state: AppS
         assert client.get("/ui/queue", follow_redirects=False).status_code == 303, end.__name__
 
 
+@pytest.mark.real_clock
 def test_sessions_cli_lists_and_ends_them(client: TestClient, state: AppState) -> None:
     login(client, token_for(state, "dispatcher", name="派单员甲"))
     env = {"HOTLINE_DATABASE_URL": state.settings.database_url, "HOTLINE_DEMO": "1", "PATH": "/usr/bin:/bin"}
