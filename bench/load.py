@@ -33,7 +33,7 @@ import uvloop
 from sqlalchemy import create_engine, text
 
 from service.db import normalize_url, upgrade
-from service.intake.signature import sign
+from service.signing import sign
 
 ROOT = Path(__file__).resolve().parents[1]
 _KNOBS = ("HOTLINE_INTAKE_",)

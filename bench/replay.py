@@ -31,8 +31,8 @@ from classifier.decision import Classifier
 from service.app import build_state, create_app
 from service.auth.service import create_user
 from service.db import upgrade
-from service.intake.signature import sign
 from service.settings import Settings
+from service.signing import sign
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "datasets" / "teddycup2020c" / "附件4.csv"

@@ -8,6 +8,7 @@ bash scripts/setup.sh --dev
 bash scripts/browser-deps.sh
 .venv/bin/ruff check .
 .venv/bin/mypy classifier service
+.venv/bin/lint-imports --no-cache  # the package graph points one way (contracts in pyproject.toml)
 .venv/bin/python scripts/audit.py
 .venv/bin/python -m pytest "$@"
 # the date-sensitive suites again at 23:30 and 00:30 Shanghai time and 17:00 UTC, machine TZ UTC and Asia/Shanghai

@@ -23,6 +23,7 @@ from classifier.config import Rules
 from classifier.decision import Classifier
 from service.db import STORAGE_MESSAGES, StorageProblem, make_engine, storage_problem
 from service.deadlines.service import DeadlinePolicy
+from service.errors import DomainError, InvalidInputError, http_status
 from service.intake import open311
 from service.intake import routes as intake_routes
 from service.learning.config import load_learning, load_rules
@@ -153,6 +154,16 @@ def create_app(settings: Settings | None = None, state: AppState | None = None) 
             headers={"Retry-After": str(state.settings.retry_after_seconds)},
         )
 
+    @app.exception_handler(DomainError)
+    async def domain_error(request: Request, exc: DomainError) -> JSONResponse:
+        # the one place where a domain error becomes an HTTP answer; services never see HTTP
+        code = http_status(exc)
+        if isinstance(exc, InvalidInputError):
+            detail: Any = [{"loc": ["body", exc.field], "msg": exc.message, "type": "value_error"}]
+        else:
+            detail = exc.message
+        return JSONResponse({"detail": detail}, status_code=code)
+
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         # a person in the browser gets a Chinese page; API clients keep the JSON answer
@@ -165,6 +176,10 @@ def create_app(settings: Settings | None = None, state: AppState | None = None) 
         if web_routes.wants_page(request):
             return web_routes.error_page(request, 422, "网址中的参数无效")
         return await request_validation_exception_handler(request, exc)
+
+    @app.exception_handler(web_routes.NotForRole)
+    async def not_for_role(request: Request, exc: web_routes.NotForRole) -> RedirectResponse:
+        return RedirectResponse(exc.landing, status_code=303)
 
     @app.exception_handler(web_routes.LoginRequired)
     async def login_required(request: Request, exc: web_routes.LoginRequired) -> RedirectResponse:

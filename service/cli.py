@@ -16,6 +16,7 @@ from sqlmodel import Session
 from classifier import cli as classifier_cli
 from classifier.artifact import ModelError
 from classifier.config import RulesError
+from service.clock import utcnow
 from service.learning.config import load_rules
 from service.settings import Settings, UnsafeSettingsError
 
@@ -120,17 +121,16 @@ def sweep(
     deliver: Annotated[bool, typer.Option(help="同时投递回调与预警")] = True,
 ) -> None:
     """Run the deadline sweep (and deliveries) once, by hand."""
-    import datetime as dt
 
     from service.db import make_engine, upgrade
-    from service.deadlines.sweep import sweep as run
+    from service.flows.sweep import sweep as run
     from service.notify.people import deliver_alerts
     from service.notify.service import deliver_due
     from service.scheduler import delivery_policy
 
     settings = Settings()
     rules = load_rules(settings.rules)
-    now = dt.datetime.fromisoformat(at) if at else dt.datetime.now(dt.UTC)
+    now = dt.datetime.fromisoformat(at) if at else utcnow()
     if now.tzinfo is None:
         raise _fail("--at 必须带时区，例如 2026-10-08T09:00:00+08:00")
     upgrade(settings.database_url)
@@ -151,7 +151,6 @@ def report(
     out: Annotated[Path | None, typer.Option("--out", help="输出文件（缺省打印到屏幕，xlsx 必须指定）")] = None,
 ) -> None:
     """Print or save the daily closure-rate report."""
-    import datetime as dt
     import json
     import sys
 
@@ -166,10 +165,13 @@ def report(
         finish = dt.date.fromisoformat(end) if end else None
     except ValueError as exc:
         raise _fail(f"日期格式应为 YYYY-MM-DD：{exc}") from exc
-    from service.reports.routes import EARLIEST, LATEST
+    from service.errors import InvalidInputError
+    from service.reports.period import check_period
 
-    if not all(EARLIEST <= d <= LATEST for d in (start, finish or start)) or (finish and finish < start):
-        raise _fail(f"日期须在 {EARLIEST} 至 {LATEST} 之间，且结束日期不早于开始日期")
+    try:
+        check_period(start, finish, start_field="--date", end_field="--end")
+    except InvalidInputError as exc:
+        raise _fail(f"{exc.field}：{exc.message}") from exc
     if fmt == "xlsx" and out is None:
         raise _fail("xlsx 需要 --out 文件")
     settings = Settings()
@@ -499,7 +501,7 @@ def model_promote(
                 rules=load_rules(settings.rules),
                 version=version,
                 actor=actor,
-                now=dt.datetime.now(dt.UTC),
+                now=utcnow(),
             )
         except (DomainError, ModelError, RulesError) as exc:
             raise _fail(getattr(exc, "message", str(exc))) from exc
@@ -515,9 +517,7 @@ def model_rollback(actor: Annotated[str, typer.Option("--by", help="操作人（
     session, settings, store = _models()
     with session:
         try:
-            row = rollback(
-                session=session, store=store, rules=load_rules(settings.rules), actor=actor, now=dt.datetime.now(dt.UTC)
-            )
+            row = rollback(session=session, store=store, rules=load_rules(settings.rules), actor=actor, now=utcnow())
         except (DomainError, ModelError, RulesError) as exc:
             raise _fail(getattr(exc, "message", str(exc))) from exc
     typer.echo(f"已回退到模型 {row.version}（{row.note}）；各服务进程将在 {settings.model_check_seconds:g} 秒内切换")
@@ -548,7 +548,7 @@ def retrain(
             store=store,
             corpus_path=corpus or settings.retrain_corpus,
             real_path=real or settings.retrain_real,
-            now=dt.datetime.now(dt.UTC),
+            now=utcnow(),
             folds=folds,
             dry_run=dry_run,
         )

@@ -28,14 +28,15 @@ from sqlmodel import Session, col, func, select
 
 from classifier.config import Rules
 from classifier.decision import Classifier
+from service.clock import utcnow
 from service.deadlines.service import DeadlinePolicy
-from service.deadlines.sweep import sweep
 from service.errors import DomainError
-from service.intake.signature import sign
-from service.tickets.intake import intake
-from service.tickets.models import STATE_LABELS, State, Ticket, TicketCreate
-from service.tickets.routes import ACTION_BODIES
-from service.tickets.service import Actor, Lifecycle
+from service.flows.lifecycle import Lifecycle
+from service.flows.receive import intake
+from service.flows.sweep import sweep
+from service.signing import sign
+from service.tickets.models import ACTION_BODIES, STATE_LABELS, State, Ticket, TicketCreate
+from service.tickets.service import Actor
 
 log = logging.getLogger(__name__)
 
@@ -474,7 +475,7 @@ def generate(
     stories, texts and offsets (relative to `now`). `classifier` may be a function that loads one: it is called only
     when there is a ticket to create."""
     started = time.perf_counter()
-    end = now or dt.datetime.now(dt.UTC)
+    end = now or utcnow()
     zone = ZoneInfo(rules.timezone)
     count = min(count, len(texts))
     plans = _plans(count)
@@ -556,7 +557,7 @@ def month_report(engine: Engine, rules: Rules, now: dt.datetime | None = None) -
     """The report of the last 30 local days (the reports page's default period), computed now."""
     from service.reports.service import daily_report
 
-    today = (now or dt.datetime.now(dt.UTC)).astimezone(ZoneInfo(rules.timezone)).date()
+    today = (now or utcnow()).astimezone(ZoneInfo(rules.timezone)).date()
     with engine.connect() as conn:
         return daily_report(conn, rules, today - dt.timedelta(days=29), today)
 
@@ -579,7 +580,7 @@ def report_text(report: dict[str, Any]) -> str:
 
 def demo_body(text: str = SAMPLE_TEXT, *, now: dt.datetime | None = None, suffix: str = "") -> dict[str, Any]:
     """A webhook body (TicketCreate) with a fresh external id."""
-    moment = now or dt.datetime.now(dt.UTC)
+    moment = now or utcnow()
     local = moment.astimezone(dt.timezone(dt.timedelta(hours=8))).replace(microsecond=0)
     return {
         "external_id": f"DEMO-SEND-{moment:%Y%m%d%H%M%S}{suffix or f'-{random.randrange(16**6):06x}'}",

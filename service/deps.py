@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
@@ -11,7 +11,7 @@ from sqlmodel import Session
 
 from classifier.config import Rules
 from classifier.decision import Classifier
-from service.auth.models import User
+from service.auth.models import DISPATCH_ROLES, ROLE_LABELS, Role, User
 from service.auth.service import user_for_token
 from service.deadlines.service import DeadlinePolicy
 from service.settings import Settings
@@ -84,3 +84,18 @@ def get_current_user(
 
 
 CurrentUser = Annotated[User, Depends(get_current_user)]
+
+
+def require_roles(*roles: Role) -> Callable[[User], User]:
+    """A dependency that lets only these roles through (403 with the roles named, in Chinese)."""
+    names = "、".join(ROLE_LABELS[r] for r in roles)
+
+    def check(user: CurrentUser) -> User:
+        if user.role not in roles:
+            raise HTTPException(status.HTTP_403_FORBIDDEN, f"仅{names}可以执行此操作")
+        return user
+
+    return check
+
+
+DispatcherUser = Annotated[User, Depends(require_roles(*DISPATCH_ROLES))]

@@ -29,3 +29,11 @@ class InvalidInputError(DomainError):
     def __init__(self, field: str, message: str) -> None:
         super().__init__(message)
         self.field = field
+
+
+def http_status(exc: DomainError) -> int:
+    """The HTTP status of a domain error; the app's one DomainError handler answers with it."""
+    for kind, code in ((NotFoundError, 404), (ForbiddenError, 403), (InvalidInputError, 422), (ConflictError, 409)):
+        if isinstance(exc, kind):
+            return code
+    return 400

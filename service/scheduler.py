@@ -20,17 +20,14 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from classifier.config import Rules
+from service.clock import utcnow
 from service.deadlines.service import DeadlinePolicy
-from service.deadlines.sweep import sweep
+from service.flows.sweep import sweep
 from service.notify.people import deliver_alerts
 from service.notify.service import DeliveryPolicy, deliver_due
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 @contextlib.contextmanager

@@ -13,6 +13,7 @@ from sqlalchemy.engine import Engine
 
 from classifier.config import Rules
 from classifier.decision import Classifier
+from service.clock import utcnow
 from service.deadlines.service import DeadlinePolicy
 from service.intake.batcher import IntakeBatcher
 from service.learning.config import LearningRules
@@ -55,7 +56,7 @@ class AppState:
     throttle: Throttle = field(default_factory=Throttle)
     learning: LearningRules = field(default_factory=LearningRules)
     # "now" for intake and actions: the wall clock, or a simulated one (replays, drills)
-    clock: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.UTC))
+    clock: Callable[[], dt.datetime] = field(default=utcnow)
     _batcher: IntakeBatcher | None = None
     _classifier_lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -67,7 +68,7 @@ class AppState:
                 self._batcher.classifier = classifier
 
     @property
-    def intake(self) -> IntakeBatcher:
+    def batcher(self) -> IntakeBatcher:
         """The webhook's group-commit writer, made on first use (after tests have swapped the clock or model)."""
         with self._classifier_lock:
             return self._make_batcher()

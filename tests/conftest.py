@@ -21,8 +21,8 @@ from classifier.decision import Classifier
 from service.app import build_state, create_app
 from service.auth.service import create_user
 from service.db import make_engine, upgrade
-from service.intake.signature import sign
 from service.settings import Settings
+from service.signing import sign
 from service.state import AppState
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,6 +57,12 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # schemathesis gives every API operation the test function's node id; pytest's progress counts distinct ids and
+    # so stopped short of 100 %. The operation goes into the id, as in the item's name.
+    for item in items:
+        last = item.nodeid.rpartition("::")[2]
+        if item.parent is not None and item.name != last and item.name.startswith(last + "["):
+            item._id = item.parent.id.child(item.name)  # type: ignore[attr-defined]
     if not config.getoption("--fake-now", default=None):
         return
     skip = pytest.mark.skip(reason="与真实时钟下的其他进程交互，不能在假定时钟下运行；它已在常规测试中运行")
@@ -201,3 +207,16 @@ def auth(token: str) -> dict[str, str]:
 
 def aware(text: str) -> dt.datetime:
     return dt.datetime.fromisoformat(text)
+
+
+def receive(state: AppState, external_id: str, when: dt.datetime, text: str, **fields: Any) -> Any:
+    """A ticket taken in through the intake flow, as the webhook would, on a clock stopped at `when`."""
+    from service.flows.receive import intake
+    from service.tickets.models import TicketCreate
+
+    payload = TicketCreate(external_id=external_id, received_at=when, channel="电话", content=text, **fields)
+    with Session(state.engine, expire_on_commit=False) as s:
+        ticket, _ = intake(
+            session=s, payload=payload, classifier=state.classifier, policy=state.policy, rules=state.rules, now=when
+        )
+        return ticket

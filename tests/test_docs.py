@@ -16,8 +16,8 @@ import pytest
 from annotated_types import MaxLen
 
 from service.intake import routes as intake_routes
-from service.intake.signature import sign, verify
 from service.notify.service import CALLBACK_KINDS, enqueue
+from service.signing import sign, verify
 from service.tickets.models import CHANNELS, KINDS, URGENCIES, Ticket, TicketCreate, TicketEvent
 
 ROOT = Path(__file__).resolve().parents[1]

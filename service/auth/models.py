@@ -19,6 +19,8 @@ class Role(enum.StrEnum):
     viewer = "viewer"
 
 
+# who reviews and routes tickets: the queue, the outbox, Open311 submissions
+DISPATCH_ROLES = (Role.admin, Role.dispatcher)
 ROLE_LABELS = {Role.admin: "管理员", Role.dispatcher: "派单员", Role.office: "承办科室", Role.viewer: "只读"}
 
 

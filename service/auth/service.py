@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import secrets
 
@@ -12,6 +11,7 @@ from sqlmodel import Session, col, select
 from classifier.config import Rules
 from service.auth.models import Role, User, WebSession
 from service.auth.sessions import SessionLimits, end_all_sessions, list_active_sessions
+from service.clock import utcnow
 from service.errors import ConflictError, InvalidInputError, NotFoundError
 
 TOKEN_PREFIX = "htl_"
@@ -39,7 +39,7 @@ def create_user(*, session: Session, rules: Rules, name: str, role: str, office:
         office=office,
         token_hash=hash_token(token),
         token_prefix=token[:10],
-        created_at=dt.datetime.now(dt.UTC),
+        created_at=utcnow(),
     )
     session.add(user)
     try:
@@ -66,7 +66,7 @@ def revoke_user(*, session: Session, name: str) -> User:
     """Revoke a user's token; every browser session of theirs ends with it."""
     user = user_by_name(session=session, name=name)
     if user.revoked_at is None:
-        now = dt.datetime.now(dt.UTC)
+        now = utcnow()
         user.revoked_at = now
         session.add(user)
         assert user.id is not None
@@ -84,7 +84,7 @@ def rotate_token(*, session: Session, name: str) -> tuple[User, str]:
     user.token_hash, user.token_prefix = hash_token(token), token[:10]
     session.add(user)
     assert user.id is not None
-    end_all_sessions(session=session, user_id=user.id, now=dt.datetime.now(dt.UTC), reason="new_token", commit=False)
+    end_all_sessions(session=session, user_id=user.id, now=utcnow(), reason="new_token", commit=False)
     session.commit()
     return user, token
 
@@ -93,14 +93,14 @@ def sessions_of(*, session: Session, name: str, limits: SessionLimits) -> tuple[
     """A user and their browser sessions that are still live."""
     user = user_by_name(session=session, name=name)
     assert user.id is not None
-    return user, list_active_sessions(session=session, user_id=user.id, now=dt.datetime.now(dt.UTC), limits=limits)
+    return user, list_active_sessions(session=session, user_id=user.id, now=utcnow(), limits=limits)
 
 
 def end_sessions_of(*, session: Session, name: str) -> tuple[User, int]:
     """End every browser session of a user (the token stays valid); returns the user and how many ended."""
     user = user_by_name(session=session, name=name)
     assert user.id is not None
-    return user, end_all_sessions(session=session, user_id=user.id, now=dt.datetime.now(dt.UTC), reason="ended_all")
+    return user, end_all_sessions(session=session, user_id=user.id, now=utcnow(), reason="ended_all")
 
 
 def user_for_token(*, session: Session, token: str) -> User | None:

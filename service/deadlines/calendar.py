@@ -18,6 +18,8 @@ from zoneinfo import ZoneInfo
 
 import chinese_calendar  # type: ignore[import-untyped, unused-ignore]
 
+from service.clock import today_in
+
 _K = TypeVar("_K")
 _V = TypeVar("_V")
 
@@ -47,7 +49,7 @@ class _DayFacts(NamedTuple):
 
 def _today(tz: ZoneInfo) -> date:
     # Module-level so tests can pin "today" for coverage_end().
-    return datetime.now(tz).date()
+    return today_in(tz)
 
 
 def _official_workday(day: date) -> bool | None:

@@ -26,7 +26,7 @@ from classifier.config import Rules
 from classifier.decision import Classifier
 from service.db import storage_problem
 from service.deadlines.service import DeadlinePolicy
-from service.tickets.intake import Decided, IntakeOutcome, decide_all, intake_many
+from service.flows.receive import Decided, IntakeOutcome, decide_all, intake_many
 from service.tickets.models import TicketCreate
 
 

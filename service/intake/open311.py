@@ -11,13 +11,13 @@ from pydantic import ValidationError
 from sqlmodel import col, select
 
 from classifier.config import Rules
-from service.auth.models import Role
+from service.auth.models import DISPATCH_ROLES
 from service.auth.service import user_for_token
 from service.deps import ClassifierDep, PolicyDep, RulesDep, SessionDep, SettingsDep, StateDep
 from service.errors import ConflictError
+from service.flows.receive import intake
 from service.redaction import coarse_address, redact
 from service.settings import Settings
-from service.tickets.intake import intake
 from service.tickets.models import OPEN_STATES, State, Ticket, TicketCreate
 from service.tickets.statemachine import label
 
@@ -121,7 +121,7 @@ def create_request(
         # the same failed-token count as the bearer API: a key cannot be guessed through this door instead
         state.throttle.fail(client)
         raise _error(403, "api_key 无效或已吊销")
-    if user.role not in (Role.admin, Role.dispatcher):
+    if user.role not in DISPATCH_ROLES:
         raise _error(403, "api_key 无权提交（须为派单员或管理员）")
     if service_code is not None and service_code not in rules.categories:
         raise _error(400, f"service_code「{service_code}」不存在")

@@ -1,4 +1,4 @@
-"""The signed webhook through which the hotline system pushes work orders (DESIGN §6)."""
+"""The signed webhook through which the hotline system pushes work orders (docs/WEBHOOK.md)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from service.deps import SettingsDep, StateDep
 from service.errors import ConflictError
-from service.intake.signature import SignatureError, verify
+from service.signing import SignatureError, verify
 from service.tickets.models import IntakeResponse, TicketCreate
 
 router = APIRouter(prefix="/api/v1/hotline", tags=["热线推送"])
@@ -134,7 +134,7 @@ async def receive_ticket(
         state.metrics.intake.labels("unauthorized").inc()
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, str(exc)) from exc
     payload = _parse(body)
-    outcome = await state.intake.submit(payload)
+    outcome = await state.batcher.submit(payload)
     if isinstance(outcome, ConflictError):
         state.metrics.intake.labels("conflict").inc()
         raise HTTPException(status.HTTP_409_CONFLICT, outcome.message)

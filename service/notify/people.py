@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import random
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -14,11 +15,15 @@ from classifier.config import Rules
 from service.labels import ALERT_KINDS, CLOCKS, zh
 from service.notify.models import Alert
 from service.redaction import redact
+from service.retry import Backoff
 from service.tickets.models import Ticket
 
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 5
+# alerts retry on the callbacks' schedule: about 2, 4, 8, 16 minutes
+ALERT_BACKOFF = Backoff(base_seconds=120, max_seconds=3600)
+_RNG = random.Random()
 SUMMARY_CHARS = 40
 
 
@@ -104,7 +109,7 @@ def deliver_alerts(
                 else:
                     alert.last_error = "; ".join(errors)[:500]
                     alert.state = "failed" if alert.attempts >= MAX_ATTEMPTS else "pending"
-                    alert.next_attempt_at = now + dt.timedelta(minutes=2**alert.attempts)
+                    alert.next_attempt_at = now + ALERT_BACKOFF.delay(alert.attempts, _RNG)
                     counts["failed"] += 1
                 session.add(alert)
                 session.commit()

@@ -19,8 +19,9 @@ from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 from service.errors import ConflictError, NotFoundError
-from service.intake.signature import sign
 from service.notify.models import OutboxMessage, OutboxState
+from service.retry import Backoff
+from service.signing import sign
 from service.tickets.models import Ticket, TicketEvent
 
 log = logging.getLogger(__name__)
@@ -78,9 +79,7 @@ class DeliveryPolicy:
     lease_seconds: float = 120.0
 
     def backoff(self, attempts: int, rng: random.Random) -> dt.timedelta:
-        """Exponential backoff with full jitter, so many failing messages do not retry in lockstep."""
-        ceiling = min(self.backoff_max_seconds, self.backoff_seconds * 2 ** max(0, attempts - 1))
-        return dt.timedelta(seconds=rng.uniform(ceiling / 2, ceiling))
+        return Backoff(self.backoff_seconds, self.backoff_max_seconds).delay(attempts, rng)
 
 
 def _eligible(session: Session, now: dt.datetime, limit: int) -> list[int]:

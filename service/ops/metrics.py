@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -12,6 +11,7 @@ from sqlalchemy import func
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
+from service.clock import utcnow
 from service.tickets.models import OPEN_STATES, Ticket
 
 
@@ -24,7 +24,7 @@ class _TicketGauges(Collector):
     def collect(self) -> Iterator[GaugeMetricFamily]:
         open_g = GaugeMetricFamily("hotline_tickets_open", "未办结工单数", labels=["office"])
         overdue_g = GaugeMetricFamily("hotline_tickets_overdue", "超期未办结工单数", labels=["office"])
-        now = dt.datetime.now(dt.UTC)
+        now = utcnow()
         states = [str(s) for s in OPEN_STATES]
         try:
             with Session(self.engine) as session:

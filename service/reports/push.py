@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from classifier.config import Rules
+from service.clock import utcnow
 from service.notify.people import post_markdown
 from service.reports.models import ReportSnapshot
 from service.reports.service import daily_report
@@ -50,7 +51,7 @@ def snapshot(engine: Engine, rules: Rules, day: dt.date) -> ReportSnapshot:
             return existing
         with engine.connect() as conn:
             report = daily_report(conn, rules, day)
-        stored = ReportSnapshot(day=day, created_at=dt.datetime.now(dt.UTC), report=report)
+        stored = ReportSnapshot(day=day, created_at=utcnow(), report=report)
         session.add(stored)
         try:
             session.commit()

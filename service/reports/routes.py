@@ -9,12 +9,12 @@ from fastapi import APIRouter, HTTPException, Query, Response, status
 
 from service.auth.models import Role
 from service.deps import CurrentUser, RulesDep, StateDep
+from service.errors import InvalidInputError
 from service.reports.export import to_csv, to_xlsx
+from service.reports.period import check_period
 from service.reports.service import load_report
 
 router = APIRouter(prefix="/api/v1/reports", tags=["报表"])
-MAX_DAYS = 366
-EARLIEST, LATEST = dt.date(2000, 1, 1), dt.date(2099, 12, 31)
 
 
 @router.get(
@@ -32,23 +32,11 @@ def daily_route(
     format: Annotated[Literal["json", "csv", "xlsx"], Query()] = "json",
 ) -> Response:
     """Daily closure-rate report for a date or date range (per office × category, totals, 动态清零 ledger)."""
-    for name, value in (("date", date), ("end", end)):
-        if value is not None and not EARLIEST <= value <= LATEST:
-            raise HTTPException(
-                status.HTTP_422_UNPROCESSABLE_CONTENT,
-                [{"loc": ["query", name], "msg": f"日期须在 {EARLIEST} 至 {LATEST} 之间", "type": "value_error"}],
-            )
-    if end is not None and (end < date or (end - date).days >= MAX_DAYS):
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT,
-            [
-                {
-                    "loc": ["query", "end"],
-                    "msg": f"end 必须不早于 date，且跨度不超过 {MAX_DAYS} 天",
-                    "type": "value_error",
-                }
-            ],
-        )
+    try:
+        check_period(date, end)
+    except InvalidInputError as exc:
+        detail = [{"loc": ["query", exc.field], "msg": exc.message, "type": "value_error"}]
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail) from exc
     office = user.office if user.role == Role.office else None
     report = load_report(state.engine, rules, date, end, office)
     name = f"hotline-report-{date}{'_' + str(end) if end else ''}"

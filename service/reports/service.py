@@ -1,4 +1,4 @@
-"""The daily closure-rate report (DESIGN §5) and the 动态清零 ledger, computed in SQL on SQLite and PostgreSQL.
+"""The daily closure-rate report (docs/METRICS.md) and the 动态清零 ledger, computed in SQL on SQLite and PostgreSQL.
 
 Counts are aggregated by the database (conditional sums grouped by office × category, a window-function median);
 Python only divides the sums into rates and lays out the result.
@@ -18,6 +18,7 @@ from sqlalchemy.sql.expression import ColumnElement, FunctionElement
 from sqlmodel import Session, col
 
 from classifier.config import Rules
+from service.clock import utcnow
 from service.reports.models import ReportSnapshot
 from service.tickets.models import State, Ticket, TicketEvent
 
@@ -355,7 +356,7 @@ def ledger(
 def daily_report(
     conn: Connection, rules: Rules, start: dt.date, end: dt.date | None = None, office: str | None = None
 ) -> dict[str, Any]:
-    """Every DESIGN §5 metric per office × category, with totals and the 动态清零 ledger."""
+    """Every metric of docs/METRICS.md per office × category, with totals and the 动态清零 ledger."""
     end = end or start
     lo, hi = period_bounds(start, end, ZoneInfo(rules.timezone))
     merged: dict[tuple[str, str], dict[str, float]] = defaultdict(dict)
@@ -392,7 +393,7 @@ def daily_report(
         overall = _medians(conn, lo, hi, grouped=False).get(("", ""))
     return {
         "period": {"start": start.isoformat(), "end": end.isoformat(), "timezone": rules.timezone},
-        "generated_at": dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
+        "generated_at": utcnow().replace(microsecond=0).isoformat(),
         "rows": rows,
         "totals": _finish(totals, overall),
         "ledger": ledger(conn, rules, start, end, office=office),

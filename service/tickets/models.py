@@ -113,7 +113,7 @@ class TicketBase(SQLModel):
 
 
 class TicketCreate(TicketBase):
-    """What the hotline system sends (DESIGN §6); unknown fields are refused.
+    """What the hotline system sends (docs/WEBHOOK.md); unknown fields are refused.
 
     Normalisation (what is stored differs from what was sent only in this): times are converted to UTC; title,
     content, address and caller_name lose invisible format characters (bidi controls, zero-width characters, BOM,
@@ -404,3 +404,22 @@ class ExtensionBody(ActionNote):
 
 class FollowUpBody(ActionNote):
     satisfaction: str = Field(max_length=16)
+
+
+# the body each lifecycle action takes, for the API and the pages alike
+ACTION_BODIES: dict[str, type[SQLModel]] = {
+    "confirm": ActionNote,
+    "reroute": RerouteBody,
+    "merge": MergeBody,
+    "split": ActionNote,
+    "cancel": ActionNote,
+    "approve-extension": ActionNote,
+    "refuse-extension": ActionNote,
+    "accept": ActionNote,
+    "contact": ActionNote,
+    "resolve": ResolveBody,
+    "return": ReturnBody,
+    "request-extension": ExtensionBody,
+    "follow-up": FollowUpBody,
+    "reopen": ActionNote,
+}

@@ -10,39 +10,19 @@ from pydantic import BaseModel
 
 from service.auth.models import User
 from service.deps import CurrentUser, SessionDep, StateDep
-from service.errors import ConflictError, DomainError, ForbiddenError, InvalidInputError, NotFoundError
+from service.flows.lifecycle import Lifecycle
 from service.state import AppState
 from service.tickets.models import (
-    ActionNote,
-    ExtensionBody,
-    FollowUpBody,
-    MergeBody,
-    RerouteBody,
-    ResolveBody,
-    ReturnBody,
+    ACTION_BODIES,
     State,
     TicketDetail,
     TicketPage,
     TicketPublic,
 )
-from service.tickets.service import Actor, Lifecycle, TicketFilter, get_ticket, list_tickets, timeline
+from service.tickets.service import Actor, TicketFilter, get_ticket, list_tickets, timeline
 from service.tickets.visibility import event_view, public_view
 
 router = APIRouter(prefix="/api/v1/tickets", tags=["工单"])
-
-
-def http_error(exc: DomainError) -> HTTPException:
-    """The one place where domain errors become HTTP answers."""
-    if isinstance(exc, NotFoundError):
-        return HTTPException(status.HTTP_404_NOT_FOUND, exc.message)
-    if isinstance(exc, ForbiddenError):
-        return HTTPException(status.HTTP_403_FORBIDDEN, exc.message)
-    if isinstance(exc, InvalidInputError):
-        detail = [{"loc": ["body", exc.field], "msg": exc.message, "type": "value_error"}]
-        return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail)
-    if isinstance(exc, ConflictError):
-        return HTTPException(status.HTTP_409_CONFLICT, exc.message)
-    return HTTPException(status.HTTP_400_BAD_REQUEST, exc.message)
 
 
 @router.get("", response_model=TicketPage)
@@ -74,10 +54,7 @@ def detail_route(
     session: SessionDep, user: CurrentUser, ticket_id: Annotated[int, Path(ge=1, le=2**62)]
 ) -> TicketDetail:
     """One ticket with its classification explanation and timeline."""
-    try:
-        ticket = get_ticket(session=session, ticket_id=ticket_id, actor=Actor.of(user))
-    except DomainError as exc:
-        raise http_error(exc) from exc
+    ticket = get_ticket(session=session, ticket_id=ticket_id, actor=Actor.of(user))
     events = [event_view(e, ticket, user) for e in timeline(session=session, ticket_id=ticket_id)]
     public = public_view(ticket, user)
     return TicketDetail(**public.model_dump(), classification=ticket.classification, timeline=events)
@@ -93,10 +70,7 @@ def _act(
         now=state.clock(),
         misroute_reasons=state.learning.misroute_reasons,
     )
-    try:
-        ticket = lifecycle.perform(ticket_id=ticket_id, action=action, actor=Actor.of(user), body=body.model_dump())
-    except DomainError as exc:
-        raise http_error(exc) from exc
+    ticket = lifecycle.perform(ticket_id=ticket_id, action=action, actor=Actor.of(user), body=body)
     return public_view(ticket, user)
 
 
@@ -137,23 +111,21 @@ def _register(action: str, body_model: type[BaseModel], summary: str) -> None:
     )
 
 
-ACTION_BODIES: dict[str, type[BaseModel]] = {}
-
-for _action, _model, _summary in (
-    ("confirm", ActionNote, "确认派单（派单员）"),
-    ("reroute", RerouteBody, "改派到其他科室或分类（派单员）"),
-    ("merge", MergeBody, "作为重复工单合并到主工单（派单员）"),
-    ("split", ActionNote, "疑似重复工单确认不重复，拆分并派单（派单员）"),
-    ("cancel", ActionNote, "作废工单（派单员，需说明原因）"),
-    ("approve-extension", ActionNote, "批准延期（派单员）"),
-    ("refuse-extension", ActionNote, "驳回延期（派单员）"),
-    ("accept", ActionNote, "签收（承办科室）"),
-    ("contact", ActionNote, "记录先行联系（承办科室）"),
-    ("resolve", ResolveBody, "办结并填写结果（承办科室）"),
-    ("return", ReturnBody, "退单并说明理由（承办科室）"),
-    ("request-extension", ExtensionBody, "申请延期（承办科室）"),
-    ("follow-up", FollowUpBody, "回访满意度（不满意则重办）"),
-    ("reopen", ActionNote, "重办（派单员，需说明原因）"),
-):
-    ACTION_BODIES[_action] = _model
-    _register(_action, _model, _summary)
+SUMMARIES = {
+    "confirm": "确认派单（派单员）",
+    "reroute": "改派到其他科室或分类（派单员，需说明理由）",
+    "merge": "作为重复工单合并到主工单（派单员）",
+    "split": "疑似重复工单确认不重复，拆分并派单（派单员）",
+    "cancel": "作废工单（派单员，需说明原因）",
+    "approve-extension": "批准延期（派单员）",
+    "refuse-extension": "驳回延期（派单员）",
+    "accept": "签收（承办科室）",
+    "contact": "记录先行联系（承办科室）",
+    "resolve": "办结并填写结果（承办科室）",
+    "return": "退单并说明理由（承办科室）",
+    "request-extension": "申请延期（承办科室）",
+    "follow-up": "回访满意度（不满意则重办）",
+    "reopen": "重办（派单员，需说明原因）",
+}
+for _action, _model in ACTION_BODIES.items():
+    _register(_action, _model, SUMMARIES[_action])

@@ -1,4 +1,4 @@
-"""The ticket state machine (DESIGN §3): which action may move a ticket from which state, and who may do it."""
+"""The ticket state machine (docs/LIFECYCLE.md): which action may move a ticket from which state, and who may do it."""
 
 from __future__ import annotations
 

@@ -9,7 +9,7 @@ from service.tickets.statemachine import label
 
 
 def may_see_personal_data(user: User, ticket: Ticket) -> bool:
-    """Only the dispatcher and the assigned office need the caller's identity (DESIGN §6)."""
+    """Only the dispatcher and the assigned office need the caller's identity (docs/WEBHOOK.md)."""
     return user.role == Role.dispatcher or (user.role == Role.office and user.office == ticket.office)
 
 

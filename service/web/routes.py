@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
@@ -12,10 +13,10 @@ from fastapi import APIRouter, Depends, Form, HTTPException, Request, status
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup, escape
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
-from service.auth.models import ROLE_LABELS, Role, User, WebSession
+from service.auth.models import DISPATCH_ROLES, ROLE_LABELS, Role, User, WebSession
 from service.auth.service import user_for_token
 from service.auth.sessions import (
     RESUMABLE,
@@ -28,14 +29,15 @@ from service.auth.sessions import (
     start_session,
     take_pending,
 )
-from service.deadlines.sweep import lights
+from service.deadlines.lights import lights
 from service.deps import SessionDep, StateDep
-from service.errors import DomainError
+from service.errors import DomainError, InvalidInputError, NotFoundError
+from service.flows.lifecycle import Lifecycle
 from service.labels import LIGHTS, SYSTEM_ACTIONS, zh
+from service.reports.period import check_period
 from service.state import AppState
-from service.tickets.models import STATE_LABELS, State, Ticket, TicketEvent
-from service.tickets.routes import ACTION_BODIES
-from service.tickets.service import Actor, Lifecycle, TicketFilter, matching_tickets, timeline
+from service.tickets.models import ACTION_BODIES, STATE_LABELS, State, Ticket, TicketEvent
+from service.tickets.service import Actor, TicketFilter, get_ticket, matching_tickets, timeline
 from service.tickets.statemachine import TRANSITIONS, label
 from service.tickets.visibility import event_view, public_view
 from service.web import session as web_session
@@ -95,6 +97,30 @@ def current_web_user(request: Request, session: SessionDep, state: StateDep) -> 
 
 
 WebUser = Annotated[tuple[User, WebSession], Depends(current_web_user)]
+DISPATCHERS = DISPATCH_ROLES
+
+
+class NotForRole(Exception):
+    """A page of another role: the browser goes to the user's own landing page instead."""
+
+    def __init__(self, user: User) -> None:
+        super().__init__("not for this role")
+        self.landing = _landing(user)
+
+
+def page_for(*roles: Role) -> Callable[[tuple[User, WebSession]], tuple[User, WebSession]]:
+    """The role check of every page: one dependency, the same everywhere."""
+
+    def check(web: WebUser) -> tuple[User, WebSession]:
+        if web[0].role not in roles:
+            raise NotForRole(web[0])
+        return web
+
+    return check
+
+
+DispatcherPage = Annotated[tuple[User, WebSession], Depends(page_for(*DISPATCHERS))]
+OfficePage = Annotated[tuple[User, WebSession], Depends(page_for(Role.office))]
 
 
 def login_redirect(state: AppState, exc: LoginRequired) -> RedirectResponse:
@@ -307,7 +333,7 @@ def home(web: WebUser, state: StateDep) -> Response:
 def _landing(user: User) -> str:
     if user.role == Role.office:
         return "/ui/workbench"
-    return "/ui/queue" if user.role in (Role.dispatcher, Role.admin) else "/ui/reports"
+    return "/ui/queue" if user.role in DISPATCHERS else "/ui/reports"
 
 
 # Dispatcher queue ----------------------------------------------------------------------------------------------
@@ -341,10 +367,8 @@ def _queue_rows(
 
 
 @router.get("/queue", response_class=HTMLResponse)
-def queue(request: Request, web: WebUser, session: SessionDep, state: StateDep) -> Response:
+def queue(request: Request, web: DispatcherPage, session: SessionDep, state: StateDep) -> Response:
     user, sess = web
-    if user.role not in (Role.dispatcher, Role.admin):
-        return _back(_landing(user), state)
     filters = {k: request.query_params.get(k, "")[:100] for k in ("category", "office", "grid", "q")}
     unknown = [
         label
@@ -377,7 +401,7 @@ def queue_summary(request: Request, session: SessionDep, state: StateDep) -> JSO
         user, _ = web_user(request, session, state, touch=False)
     except LoginRequired:
         return JSONResponse({"expired": True, "message": "会话已过期，请重新登录"}, status_code=401)
-    if user.role not in (Role.dispatcher, Role.admin):
+    if user.role not in DISPATCHERS:
         return JSONResponse({"message": "无权查看派单审核队列"}, status_code=403)
     filters = {k: request.query_params.get(k, "")[:100] for k in ("category", "office", "grid", "q")}
     rows = _queue_rows(session, state, state.clock(), filters, user)
@@ -388,14 +412,14 @@ def queue_summary(request: Request, session: SessionDep, state: StateDep) -> JSO
 
 
 @router.get("/workbench", response_class=HTMLResponse)
-def workbench(request: Request, web: WebUser, session: SessionDep, state: StateDep) -> Response:
+def workbench(request: Request, web: OfficePage, session: SessionDep, state: StateDep) -> Response:
     user, sess = web
-    if user.role != Role.office:
-        return _back(_landing(user), state)
-    working = [State.dispatched, State.accepted, State.contacted, State.reopened]
-    statement = select(Ticket).where(Ticket.office == user.office, col(Ticket.state).in_([str(s) for s in working]))
+    working = tuple(str(s) for s in (State.dispatched, State.accepted, State.contacted, State.reopened))
     now = state.clock()
-    rows = [_row(t, state, now, user) for t in session.exec(statement.limit(2000))]
+    found = matching_tickets(
+        session=session, actor=Actor.of(user), filters=TicketFilter(states=working), now=now, limit=2000
+    )
+    rows = [_row(t, state, now, user) for t in found]
     order = {"red": 0, "yellow": 1, "green": 2, "none": 3}
     far = dt.datetime.max.replace(tzinfo=dt.UTC)
     rows.sort(key=lambda r: (order[r["worst"]], r["t"].resolve_due or far))
@@ -405,13 +429,23 @@ def workbench(request: Request, web: WebUser, session: SessionDep, state: StateD
 # Ticket page and actions ---------------------------------------------------------------------------------------
 
 
+def _visible_ticket(session: Session, user: User, ticket_id: int) -> Ticket | None:
+    """The ticket if this user may see it (the API's rule: an office sees its own), else None."""
+    if ticket_id <= 0:
+        return None
+    try:
+        return get_ticket(session=session, ticket_id=ticket_id, actor=Actor.of(user))
+    except NotFoundError:
+        return None
+
+
 @router.get("/tickets/{ticket_ref}", response_class=HTMLResponse)
 def ticket_page(request: Request, ticket_ref: str, web: WebUser, session: SessionDep, state: StateDep) -> Response:
     user, sess = web
     # any text can be typed into the address bar: it gets the same Chinese page as a missing ticket
     ticket_id = int(ticket_ref) if ticket_ref.isascii() and ticket_ref.isdigit() and len(ticket_ref) <= 18 else 0
-    ticket = session.get(Ticket, ticket_id) if ticket_id else None
-    if ticket is None or (user.role == Role.office and ticket.office != user.office):
+    ticket = _visible_ticket(session, user, ticket_id)
+    if ticket is None:
         missing = _page(request, "missing.html", user, sess.csrf, state, ticket_id=ticket_ref[:40])
         missing.status_code = status.HTTP_404_NOT_FOUND
         return missing
@@ -490,8 +524,8 @@ def _problem_page(
 ) -> HTMLResponse:
     """A refused form comes back whole: which ticket, which field and why, with what was typed still in it."""
     user, sess = web
-    ticket = session.get(Ticket, problem.ticket_id)
-    visible = ticket is not None and not (user.role == Role.office and ticket.office != user.office)
+    ticket = _visible_ticket(session, user, problem.ticket_id)
+    visible = ticket is not None
     page = _page(
         request,
         "action_problem.html",
@@ -539,7 +573,7 @@ async def ticket_action(
     )
     try:
         await run_in_threadpool(
-            lifecycle.perform, ticket_id=ticket_id, action=action, actor=Actor.of(user), body=parsed.model_dump()
+            lifecycle.perform, ticket_id=ticket_id, action=action, actor=Actor.of(user), body=parsed
         )
     except DomainError as exc:
         problem = domain_problem(action=action, ticket_id=ticket_id, values=values, exc=exc)
@@ -569,8 +603,8 @@ def resume_page(request: Request, web: WebUser, session: SessionDep, state: Stat
     if pending.get("kind") != "action":
         return _back(_landing(user), state)
     set_pending(session=session, record=sess, pending=None)
-    ticket = session.get(Ticket, int(pending.get("ticket_id", 0)))
-    if ticket is None or (user.role == Role.office and ticket.office != user.office):
+    ticket = _visible_ticket(session, user, int(pending.get("ticket_id", 0)))
+    if ticket is None:
         return _back(_landing(user), state, err="会话过期前操作的工单已不存在或无权查看")
     return _page(
         request,
@@ -687,8 +721,10 @@ def _report_period(request: Request, state: AppState) -> tuple[dt.date, dt.date]
         )
     except ValueError:
         return "日期格式应为 YYYY-MM-DD"
-    if start > end or (end - start).days > 366 or start.year < 2000 or end.year > 2099:
-        return "开始日期须不晚于结束日期，且跨度不超过一年"
+    try:
+        check_period(start, end, start_field="start")
+    except InvalidInputError as exc:
+        return exc.message
     return start, end
 
 
@@ -721,14 +757,12 @@ def reports_page(request: Request, web: WebUser, state: StateDep) -> Response:
 
 
 @router.get("/learning", response_class=HTMLResponse)
-def learning_page(request: Request, web: WebUser, session: SessionDep, state: StateDep) -> Response:
+def learning_page(request: Request, web: DispatcherPage, session: SessionDep, state: StateDep) -> Response:
     """Auto-dispatch and correction rates by week and category, and the model history."""
     from service.learning.registry import ModelStore
     from service.learning.report import model_history, week_totals, weekly
 
     user, sess = web
-    if user.role not in (Role.dispatcher, Role.admin):
-        return _back(_landing(user), state)
     weeks = 12
     rows = weekly(state.engine, state.rules, now=state.clock(), weeks=weeks)
     store = ModelStore(state.settings.models_root, state.settings.model)

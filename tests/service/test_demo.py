@@ -30,9 +30,9 @@ from service import demo
 from service.cli import app
 from service.db import make_engine, upgrade
 from service.deadlines.service import DeadlinePolicy
-from service.intake.signature import verify
 from service.reports.service import load_report
 from service.settings import DEMO_SECRET
+from service.signing import verify
 from service.tickets.models import Ticket, TicketCreate, TicketEvent
 from tests.conftest import ROOT
 

@@ -40,8 +40,8 @@ from sqlmodel import Session, col, select
 from classifier.config import Rules, load_rules
 from service.auth.service import create_user
 from service.db import MIGRATIONS, make_engine
-from service.intake.signature import sign
 from service.notify.models import OutboxMessage
+from service.signing import sign
 from service.tickets.models import Ticket, TicketEvent
 from tests.conftest import PG_ADMIN_URL, ROOT, SECRET
 from tests.service.notify.receiver import Receiver, running

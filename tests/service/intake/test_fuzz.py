@@ -1,4 +1,4 @@
-"""Fuzzing the signed intake webhook (DESIGN §6) with VALID signatures, on SQLite and PostgreSQL.
+"""Fuzzing the signed intake webhook (docs/WEBHOOK.md) with VALID signatures, on SQLite and PostgreSQL.
 
 Every request is signed, so it gets past the 401 and reaches parsing, validation and storage. Properties:
 

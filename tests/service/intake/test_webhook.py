@@ -1,4 +1,4 @@
-"""The signed intake webhook (DESIGN §6) on SQLite and PostgreSQL."""
+"""The signed intake webhook (docs/WEBHOOK.md) on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 

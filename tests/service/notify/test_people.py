@@ -11,11 +11,11 @@ from sqlmodel import Session, select
 
 from classifier.config import Rules
 from classifier.decision import Classifier
-from service.deadlines.sweep import sweep
+from service.flows.receive import intake
+from service.flows.sweep import sweep
 from service.notify.models import Alert
 from service.notify.people import deliver_alerts, markdown
 from service.state import AppState
-from service.tickets.intake import intake
 from service.tickets.models import Ticket, TicketCreate
 from tests.service.notify.receiver import robot as start_robot
 

@@ -18,10 +18,11 @@ from classifier.decision import Classifier
 from service.auth.models import Role
 from service.db import make_engine
 from service.deadlines.service import DeadlinePolicy
+from service.flows.lifecycle import Lifecycle
+from service.flows.receive import intake
 from service.notify.models import OutboxMessage
-from service.tickets.intake import intake
 from service.tickets.models import TicketCreate
-from service.tickets.service import Actor, Lifecycle
+from service.tickets.service import Actor
 from tests.conftest import ROOT, SECRET
 from tests.service.notify.receiver import Receiver, running
 

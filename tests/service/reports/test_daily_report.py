@@ -12,12 +12,12 @@ from openpyxl import load_workbook
 from sqlmodel import Session
 
 from service.auth.models import Role
+from service.flows.lifecycle import Lifecycle
 from service.reports.export import to_csv, to_xlsx
 from service.reports.service import daily_report
 from service.state import AppState
-from service.tickets.intake import intake
-from service.tickets.models import TicketCreate
-from service.tickets.service import Actor, Lifecycle
+from service.tickets.service import Actor
+from tests.conftest import receive
 
 SH = ZoneInfo("Asia/Shanghai")
 DAY = dt.date(2026, 11, 16)
@@ -31,23 +31,15 @@ def at(day: int, hour: int, minute: int = 0) -> dt.datetime:
 
 
 def _new(state: AppState, key: str, when: dt.datetime, text: str, kind: str) -> int:
-    with Session(state.engine, expire_on_commit=False) as s:
-        t, _ = intake(
-            session=s,
-            payload=TicketCreate(external_id=key, received_at=when, channel="电话", content=text, kind=kind),
-            classifier=state.classifier,
-            policy=state.policy,
-            rules=state.rules,
-            now=when,
-        )
-        assert t.id is not None
-        if t.state == "pending_review":  # the model may not auto-dispatch: the dispatcher confirms at once
-            Lifecycle(session=s, rules=state.rules, policy=state.policy, now=when).perform(
+    t = receive(state, key, when, text, kind=kind)
+    assert t.id is not None
+    if t.state == "pending_review":  # the model may not auto-dispatch: the dispatcher confirms at once
+        with Session(state.engine, expire_on_commit=False) as s:
+            t = Lifecycle(session=s, rules=state.rules, policy=state.policy, now=when).perform(
                 ticket_id=t.id, action="confirm", actor=DISPATCHER, body={}
             )
-            s.refresh(t)
-        assert t.state == "dispatched", (key, t.state, t.review_reasons)
-        return t.id
+    assert t.state == "dispatched", (key, t.state, t.review_reasons)
+    return int(t.id)
 
 
 def _do(state: AppState, tid: int, when: dt.datetime, action: str, actor: Actor = OFFICE, **body: Any) -> None:

@@ -62,3 +62,19 @@ def test_daily_push_stores_a_snapshot_that_later_reads_return(client: TestClient
     assert read == first.report
     with Session(state.engine) as s:
         assert len(s.exec(select(ReportSnapshot)).all()) == 1
+
+
+def test_one_period_rule_for_the_api_and_the_page(client: TestClient, state: AppState) -> None:
+    from tests.service.web.test_sessions import login
+
+    dispatcher = auth(token_for(state, "dispatcher"))
+    leap_year = {"date": "2028-01-01", "end": "2028-12-31"}  # 366 days, inclusive
+    assert client.get("/api/v1/reports/daily", params=leap_year, headers=dispatcher).status_code == 200
+    too_long = client.get(
+        "/api/v1/reports/daily", params={"date": "2028-01-01", "end": "2029-01-01"}, headers=dispatcher
+    )
+    assert too_long.status_code == 422 and too_long.json()["detail"][0]["loc"] == ["query", "end"]
+    login(client, token_for(state, "dispatcher", name="网页派单员"))
+    assert "办结率报表" in client.get("/ui/reports", params={"start": "2028-01-01", "end": "2028-12-31"}).text
+    page = client.get("/ui/reports", params={"start": "2028-01-01", "end": "2029-01-01"})
+    assert "跨度不超过 366 天" in page.text

@@ -1,4 +1,4 @@
-"""The ticket lifecycle over the JSON API: every action, its event, and the refusals (DESIGN §3)."""
+"""The ticket lifecycle over the JSON API: every action, its event, and the refusals (docs/LIFECYCLE.md)."""
 
 from __future__ import annotations
 

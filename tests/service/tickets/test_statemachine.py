@@ -17,9 +17,10 @@ from classifier.decision import Classifier
 from service.db import make_engine, upgrade
 from service.deadlines.service import DeadlinePolicy
 from service.errors import DomainError
-from service.tickets.intake import intake
+from service.flows.lifecycle import Lifecycle
+from service.flows.receive import intake
 from service.tickets.models import State, Ticket, TicketCreate, TicketEvent
-from service.tickets.service import Actor, Lifecycle
+from service.tickets.service import Actor
 from service.tickets.statemachine import PUBLIC_ACTIONS, TRANSITIONS
 
 BODIES: dict[str, dict[str, Any]] = {

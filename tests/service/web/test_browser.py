@@ -20,10 +20,11 @@ from classifier.config import Rules
 from classifier.decision import Classifier
 from service.app import create_app
 from service.db import upgrade
+from service.flows.lifecycle import Lifecycle
+from service.flows.receive import intake
 from service.state import AppState
-from service.tickets.intake import intake
 from service.tickets.models import Ticket, TicketCreate
-from service.tickets.service import Actor, Lifecycle
+from service.tickets.service import Actor
 from tests.conftest import ROOT, make_state, token_for
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

@@ -1,4 +1,4 @@
-"""HMAC signatures shared by the intake webhook and the callbacks we send (DESIGN §6)."""
+"""HMAC signatures shared by the intake webhook and the callbacks we send (docs/WEBHOOK.md)."""
 
 from __future__ import annotations
 

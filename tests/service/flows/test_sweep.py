@@ -9,11 +9,12 @@ from sqlmodel import Session, select
 
 from classifier.config import Rules
 from classifier.decision import Classifier
+from service.deadlines.lights import lights
 from service.deadlines.service import DeadlinePolicy
-from service.deadlines.sweep import lights, sweep
+from service.flows.receive import intake
+from service.flows.sweep import sweep
 from service.notify.models import Alert
 from service.state import AppState
-from service.tickets.intake import intake
 from service.tickets.models import Ticket, TicketCreate, TicketEvent
 
 SH = ZoneInfo("Asia/Shanghai")

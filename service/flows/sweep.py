@@ -17,29 +17,12 @@ from sqlalchemy.orm.exc import StaleDataError
 from sqlmodel import Session, col, select
 
 from classifier.config import Rules
+from service.deadlines.lights import lights
 from service.deadlines.service import DeadlinePolicy
 from service.notify.models import Alert
-from service.tickets.models import OPEN_STATES, State, Ticket, TicketEvent
+from service.tickets.models import OPEN_STATES, Ticket, TicketEvent
 
 log = logging.getLogger(__name__)
-
-# The first-contact clock runs until contact is recorded; these states still owe it.
-_CONTACT_OWED = frozenset({State.dispatched, State.accepted, State.reopened, State.pending_review, State.returned})
-
-
-def lights(ticket: Ticket, policy: DeadlinePolicy, now: dt.datetime) -> dict[str, str]:
-    """Lights of the clocks that still run for this ticket: {"contact": …, "resolve": …}."""
-    result: dict[str, str] = {}
-    if State(ticket.state) not in OPEN_STATES:
-        return result
-    start = ticket.resolve_clock_start or ticket.created_at
-    if ticket.first_contact_due and ticket.first_contact_at is None and State(ticket.state) in _CONTACT_OWED:
-        result["contact"] = policy.light(
-            start=ticket.created_at, due=ticket.first_contact_due, now=now, basis=ticket.contact_basis
-        )
-    if ticket.resolve_due:
-        result["resolve"] = policy.light(start=start, due=ticket.resolve_due, now=now, basis=ticket.resolve_basis)
-    return result
 
 
 def _alert(session: Session, ticket: Ticket, clock: str, kind: str, now: dt.datetime) -> bool:

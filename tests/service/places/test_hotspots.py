@@ -8,12 +8,13 @@ import pytest
 from sqlmodel import Session, select
 
 from service.auth.models import Role
+from service.flows.lifecycle import Lifecycle
 from service.notify.models import Alert
-from service.routing.address import building_key
+from service.places.address import building_key
 from service.state import AppState
-from service.tickets.intake import intake
-from service.tickets.models import Ticket, TicketCreate
-from service.tickets.service import Actor, Lifecycle
+from service.tickets.models import Ticket
+from service.tickets.service import Actor
+from tests.conftest import receive
 
 T0 = dt.datetime(2026, 11, 2, 2, tzinfo=dt.UTC)
 OFFICE = Actor("平安办", Role.office, "pingan")
@@ -40,16 +41,8 @@ def test_building_key(address: str, key: str | None) -> None:
 
 
 def _new(state: AppState, key: str, when: dt.datetime, address: str, text: str) -> Ticket:
-    with Session(state.engine, expire_on_commit=False) as s:
-        t, _ = intake(
-            session=s,
-            payload=TicketCreate(external_id=key, received_at=when, channel="电话", content=text, address=address),
-            classifier=state.classifier,
-            policy=state.policy,
-            rules=state.rules,
-            now=when,
-        )
-        return t
+    ticket: Ticket = receive(state, key, when, text, address=address)
+    return ticket
 
 
 RENT = [

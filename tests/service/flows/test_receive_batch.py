@@ -14,10 +14,10 @@ from classifier.decision import Classifier
 from service.db import make_engine
 from service.deadlines.service import DeadlinePolicy
 from service.errors import ConflictError
+from service.flows.receive import Accepted, IntakeOutcome, intake_many
 from service.intake.batcher import IntakeBatcher, Waiting
 from service.notify.models import Alert
 from service.state import AppState
-from service.tickets.intake import Accepted, IntakeOutcome, intake_many
 from service.tickets.models import Ticket, TicketCreate, TicketEvent
 from tests.conftest import payload
 

@@ -1,4 +1,4 @@
-"""Intake: store, classify, route and set deadlines for deliveries, many in one transaction (DESIGN §3, §6).
+"""Intake: store, classify, route and set deadlines for deliveries, many in one transaction (docs/WEBHOOK.md).
 
 The hot path builds plain rows and inserts them with a few Core statements: constructing SQLModel table objects
 and flushing them through the unit of work cost more than classifying the text."""
@@ -19,15 +19,16 @@ from sqlmodel import Session, select
 from classifier.config import Rules
 from classifier.decision import Classifier, Decision
 from classifier.pipeline import TITLE_SEPARATOR
+from service.clock import utcnow
 from service.db import one_of
 from service.deadlines.service import DeadlinePolicy
 from service.errors import ConflictError
 from service.notify.models import Alert
-from service.routing.address import building_key
-from service.routing.hotspots import Candidate, PlaceIndex
+from service.places.address import building_key
+from service.places.hotspots import Candidate, PlaceIndex
 from service.routing.service import Route, fallback_route, route
 from service.tickets.models import IntakeResponse, State, Ticket, TicketCreate, TicketEvent
-from service.tickets.service import SYSTEM_ACTOR, get_by_external_id, utcnow
+from service.tickets.service import SYSTEM_ACTOR, get_by_external_id
 from service.tickets.statemachine import SYSTEM
 
 log = logging.getLogger(__name__)
