@@ -147,7 +147,7 @@ def main() -> None:
         with state.engine.connect() as conn:
             from service.reports.service import daily_report
 
-            report = daily_report(conn, rules, dt.date(args.year, 1, 1), dt.date(args.year, 12, 31))
+            report = daily_report(conn, rules, dt.date(args.year, 1, 1), dt.date(args.year, 12, 31)).model_dump()
     t = report["totals"]
     print(
         f"\n{args.year} 年报表（全部指标见 JSON）：受理 {t['received']}，办结 {t['resolved']}，应办结 {t['due']}，"

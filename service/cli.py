@@ -180,7 +180,7 @@ def report(
     engine = make_engine(settings.database_url)
     data = load_report(engine, rules, start, finish, None)
     payload = (
-        json.dumps(data, ensure_ascii=False, indent=2).encode()
+        json.dumps(data.model_dump(), ensure_ascii=False, indent=2).encode()
         if fmt == "json"
         else to_csv(data)
         if fmt == "csv"

@@ -34,6 +34,7 @@ from service.errors import DomainError
 from service.flows.lifecycle import Lifecycle
 from service.flows.receive import intake
 from service.flows.sweep import sweep
+from service.reports.models import DailyReport
 from service.signing import sign
 from service.tickets.models import ACTION_BODIES, STATE_LABELS, State, Ticket, TicketCreate
 from service.tickets.service import Actor
@@ -553,7 +554,7 @@ def state_text(counts: dict[str, int]) -> str:
     return "，".join(parts) or "无"
 
 
-def month_report(engine: Engine, rules: Rules, now: dt.datetime | None = None) -> dict[str, Any]:
+def month_report(engine: Engine, rules: Rules, now: dt.datetime | None = None) -> DailyReport:
     """The report of the last 30 local days (the reports page's default period), computed now."""
     from service.reports.service import daily_report
 
@@ -562,16 +563,16 @@ def month_report(engine: Engine, rules: Rules, now: dt.datetime | None = None) -
         return daily_report(conn, rules, today - dt.timedelta(days=29), today)
 
 
-def report_text(report: dict[str, Any]) -> str:
-    t = report["totals"]
+def report_text(report: DailyReport) -> str:
+    t = report.totals
 
     def rate(value: float | None) -> str:
         return "—" if value is None else f"{value:.1%}"
 
     return (
-        f"{report['period']['start']} 至 {report['period']['end']}：受理量 {t['received']}，办结量 {t['resolved']}，"
-        f"按时办结率 {rate(t['on_time_rate'])}，超期未办结 {t['overdue_open']}，退单 {t['returned']}，"
-        f"重办 {t['reopened']}，先行联系率 {rate(t['contact_rate'])}，市民满意率 {rate(t['satisfaction_rate'])}"
+        f"{report.period.start} 至 {report.period.end}：受理量 {t.received}，办结量 {t.resolved}，"
+        f"按时办结率 {rate(t.on_time_rate)}，超期未办结 {t.overdue_open}，退单 {t.returned}，"
+        f"重办 {t.reopened}，先行联系率 {rate(t.contact_rate)}，市民满意率 {rate(t.satisfaction_rate)}"
     )
 
 

@@ -137,6 +137,17 @@ def add_jobs(
         id="outbox",
         **options,
     )
+    # the leaders' daily report: yesterday's snapshot, stored and sent once, at the rules' local push time
+    push = rules.reports.push_time
+    scheduler.add_job(
+        _safe(lambda: run_report_push(engine, rules, settings), "report_push"),
+        "cron",
+        hour=push.hour,
+        minute=push.minute,
+        timezone=rules.timezone,
+        id="report_push",
+        **(options | {"misfire_grace_time": 3600}),
+    )
     if settings.retrain_weekly:
         # Sunday night, local time: the week's corrections are in and nobody is dispatching
         scheduler.add_job(

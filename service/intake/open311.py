@@ -139,7 +139,13 @@ def create_request(
         raise _error(400, "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())) from exc
     try:
         ticket, _ = intake(
-            session=session, payload=payload, classifier=classifier, policy=policy, rules=rules, source="open311"
+            session=session,
+            payload=payload,
+            classifier=classifier,
+            policy=policy,
+            rules=rules,
+            source="open311",
+            now=state.clock(),
         )
     except ConflictError as exc:  # a uuid collision; reported rather than retried blindly
         raise _error(409, exc.message) from exc

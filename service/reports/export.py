@@ -9,17 +9,19 @@ from typing import Any
 from openpyxl import Workbook
 from openpyxl.styles import Font
 
+from service.reports.models import DailyReport
 from service.reports.service import LABELS, RATES
 
 COLUMNS = tuple(LABELS)
 
 
-def _rows(report: dict[str, Any]) -> list[dict[str, Any]]:
-    total = {**report["totals"], "office_name": "合计", "category_name": ""}
-    return [*report["rows"], total]
+def _rows(report: DailyReport) -> list[dict[str, Any]]:
+    """The table's cells by column: each row, then 合计."""
+    rows = [row.model_dump() for row in report.rows]
+    return [*rows, {**report.totals.model_dump(), "office_name": "合计", "category_name": ""}]
 
 
-def to_csv(report: dict[str, Any]) -> bytes:
+def to_csv(report: DailyReport) -> bytes:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow([LABELS[c] for c in COLUMNS])
@@ -28,12 +30,11 @@ def to_csv(report: dict[str, Any]) -> bytes:
     return "\ufeff".encode() + buffer.getvalue().encode("utf-8")
 
 
-def to_xlsx(report: dict[str, Any]) -> bytes:
+def to_xlsx(report: DailyReport) -> bytes:
     book = Workbook()
     sheet = book.active
     assert sheet is not None
-    period = report["period"]
-    sheet.title = f"日报 {period['start']}"[:31]
+    sheet.title = f"日报 {report.period.start}"[:31]
     sheet.append([LABELS[c] for c in COLUMNS])
     for cell in sheet[1]:
         cell.font = Font(bold=True)
@@ -50,9 +51,9 @@ def to_xlsx(report: dict[str, Any]) -> bytes:
     ledger.append(["分类", "日期", "日末在办", "新增", "办结", "回潮"])
     for cell in ledger[1]:
         cell.font = Font(bold=True)
-    for item in report["ledger"]:
-        for day in item["days"]:
-            ledger.append([item["name"], day["date"], day["open"], day["new"], day["closed"], day["recurrence"]])
+    for item in report.ledger:
+        for day in item.days:
+            ledger.append([item.name, day.date, day.open, day.new, day.closed, day.recurrence])
     ledger.freeze_panes = "A2"
     out = io.BytesIO()
     book.save(out)

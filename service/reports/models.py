@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from pydantic import BaseModel
 from sqlalchemy import JSON, Column, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
@@ -20,3 +21,71 @@ class ReportSnapshot(SQLModel, table=True):
     created_at: dt.datetime = Field(sa_type=UTCDateTime)
     report: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     pushed: bool = False
+
+
+# The report itself, typed: what the API returns as JSON, the snapshot stores, the page draws and the files hold.
+
+
+class Figures(BaseModel):
+    """Every metric of docs/METRICS.md for one group of tickets (an office × category row, or the totals)."""
+
+    received: int = 0
+    resolved: int = 0
+    due: int = 0
+    on_time: int = 0
+    overdue_open: int = 0
+    contact_due: int = 0
+    contact_on_time: int = 0
+    solved: int = 0
+    explained: int = 0
+    rated: int = 0
+    dispatched: int = 0
+    returned: int = 0
+    reopened: int = 0
+    # a rate is None when its denominator is zero (shown as "—" with the reason)
+    closure_rate: float | None = None
+    on_time_rate: float | None = None
+    contact_rate: float | None = None
+    solved_rate: float | None = None
+    satisfaction_rate: float | None = None
+    return_rate: float | None = None
+    reopen_rate: float | None = None
+    mean_hours: float | None = None
+    median_hours: float | None = None
+
+
+class ReportRow(Figures):
+    office: str
+    office_name: str
+    category: str
+    category_name: str
+
+
+class LedgerDay(BaseModel):
+    date: str
+    open: int
+    new: int
+    closed: int
+    recurrence: int
+
+
+class LedgerLine(BaseModel):
+    """动态清零 ledger of one clearance category, day by day."""
+
+    category: str
+    name: str
+    days: list[LedgerDay]
+
+
+class Period(BaseModel):
+    start: str
+    end: str
+    timezone: str
+
+
+class DailyReport(BaseModel):
+    period: Period
+    generated_at: str
+    rows: list[ReportRow]
+    totals: Figures
+    ledger: list[LedgerLine]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -15,7 +14,7 @@ from sqlmodel import Session, select
 from classifier.config import Rules
 from service.clock import utcnow
 from service.notify.people import post_markdown
-from service.reports.models import ReportSnapshot
+from service.reports.models import DailyReport, ReportSnapshot
 from service.reports.service import daily_report
 
 log = logging.getLogger(__name__)
@@ -25,20 +24,18 @@ def _pct(value: float | None) -> str:
     return "—" if value is None else f"{value:.1%}"
 
 
-def markdown(report: dict[str, Any]) -> str:
-    t = report["totals"]
+def markdown(report: DailyReport) -> str:
+    t = report.totals
     lines = [
-        f"### 12345 工单日报 {report['period']['start']}",
-        f"> 受理 {t['received']} 件，办结 {t['resolved']} 件，办结率 {_pct(t['closure_rate'])}，"
-        f"按时办结率 {_pct(t['on_time_rate'])}，超期未办结 {t['overdue_open']} 件",
-        f"> 先行联系率 {_pct(t['contact_rate'])}，实际解决率 {_pct(t['solved_rate'])}，"
-        f"满意率 {_pct(t['satisfaction_rate'])}",
+        f"### 12345 工单日报 {report.period.start}",
+        f"> 受理 {t.received} 件，办结 {t.resolved} 件，办结率 {_pct(t.closure_rate)}，"
+        f"按时办结率 {_pct(t.on_time_rate)}，超期未办结 {t.overdue_open} 件",
+        f"> 先行联系率 {_pct(t.contact_rate)}，实际解决率 {_pct(t.solved_rate)}，满意率 {_pct(t.satisfaction_rate)}",
     ]
-    for item in report["ledger"]:
-        last = item["days"][-1]
+    for item in report.ledger:
+        last = item.days[-1]
         lines.append(
-            f"> 动态清零·{item['name']}：日末在办 {last['open']}，新增 {last['new']}，办结 {last['closed']}，"
-            f"回潮 {last['recurrence']}"
+            f"> 动态清零·{item.name}：日末在办 {last.open}，新增 {last.new}，办结 {last.closed}，回潮 {last.recurrence}"
         )
     return "\n".join(lines)
 
@@ -51,7 +48,7 @@ def snapshot(engine: Engine, rules: Rules, day: dt.date) -> ReportSnapshot:
             return existing
         with engine.connect() as conn:
             report = daily_report(conn, rules, day)
-        stored = ReportSnapshot(day=day, created_at=utcnow(), report=report)
+        stored = ReportSnapshot(day=day, created_at=utcnow(), report=report.model_dump())
         session.add(stored)
         try:
             session.commit()
@@ -77,7 +74,7 @@ def push_yesterday(
     if stored.pushed:
         return stored
     targets = [*webhooks.get("leaders", []), *webhooks.get("dispatcher", [])]
-    text = markdown(stored.report)
+    text = markdown(DailyReport.model_validate(stored.report))
     http = client or httpx.Client(timeout=10)
     try:
         ok = not post_markdown(http, targets, f"12345 工单日报 {day}", text)

@@ -52,6 +52,5 @@ def daily_route(
             media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
             headers={"Content-Disposition": f'attachment; filename="{name}.xlsx"'},
         )
-    import json
 
-    return Response(json.dumps(report, ensure_ascii=False), media_type="application/json")
+    return Response(report.model_dump_json(), media_type="application/json")

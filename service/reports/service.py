@@ -19,7 +19,7 @@ from sqlmodel import Session, col
 
 from classifier.config import Rules
 from service.clock import utcnow
-from service.reports.models import ReportSnapshot
+from service.reports.models import DailyReport, Figures, LedgerDay, LedgerLine, Period, ReportRow, ReportSnapshot
 from service.tickets.models import State, Ticket, TicketEvent
 
 COUNTS = (
@@ -297,9 +297,7 @@ def _per_day(
     return {(r.category, str(r.day)): {k: int(r._mapping[k] or 0) for k in ("n", *extra)} for r in rows}
 
 
-def ledger(
-    conn: Connection, rules: Rules, start: dt.date, end: dt.date, office: str | None = None
-) -> list[dict[str, Any]]:
+def ledger(conn: Connection, rules: Rules, start: dt.date, end: dt.date, office: str | None = None) -> list[LedgerLine]:
     """动态清零 ledger for the clearance categories: per day open at day end, new, closed, 回潮.
 
     Five grouped queries whatever the period and the number of categories: open at the start, then new (with 回潮)
@@ -332,30 +330,31 @@ def ledger(
     closed = _per_day(
         conn, t.resolved_at, and_(counted, t.state.not_in(_REOPENED), _within(t.resolved_at, lo, hi)), offset
     )
-    result = []
+    result: list[LedgerLine] = []
     for code in codes:
-        days, open_now, day = [], opening[code], start
+        days: list[LedgerDay] = []
+        open_now, day = opening[code], start
         while day <= end:
             key = (code, day.isoformat())
             fresh, gone = new.get(key, {}), closed.get(key, {})
             open_now += fresh.get("n", 0) - gone.get("n", 0)
             days.append(
-                {
-                    "date": key[1],
-                    "open": open_now,
-                    "new": fresh.get("n", 0),
-                    "closed": gone.get("n", 0),
-                    "recurrence": fresh.get("recurrence", 0),
-                }
+                LedgerDay(
+                    date=key[1],
+                    open=open_now,
+                    new=fresh.get("n", 0),
+                    closed=gone.get("n", 0),
+                    recurrence=fresh.get("recurrence", 0),
+                )
             )
             day += dt.timedelta(days=1)
-        result.append({"category": code, "name": rules.categories[code].name, "days": days})
+        result.append(LedgerLine(category=code, name=rules.categories[code].name, days=days))
     return result
 
 
 def daily_report(
     conn: Connection, rules: Rules, start: dt.date, end: dt.date | None = None, office: str | None = None
-) -> dict[str, Any]:
+) -> DailyReport:
     """Every metric of docs/METRICS.md per office × category, with totals and the 动态清零 ledger."""
     end = end or start
     lo, hi = period_bounds(start, end, ZoneInfo(rules.timezone))
@@ -367,7 +366,7 @@ def daily_report(
     medians = {key: counts.pop("median") for key, counts in merged.items() if "median" in counts}
     if conn.dialect.name != "postgresql":
         medians = _medians(conn, lo, hi, grouped=True)
-    rows = []
+    rows: list[ReportRow] = []
     totals: dict[str, float] = defaultdict(float)
     for (office_code, category), counts in sorted(merged.items()):
         if office and office_code != office:
@@ -377,13 +376,13 @@ def daily_report(
         for k, v in counts.items():
             totals[k] += v
         rows.append(
-            {
-                "office": office_code,
-                "office_name": rules.office_name(office_code) if office_code in rules.offices else office_code,
-                "category": category,
-                "category_name": rules.categories[category].name if category in rules.categories else category,
+            ReportRow(
+                office=office_code,
+                office_name=rules.office_name(office_code) if office_code in rules.offices else office_code,
+                category=category,
+                category_name=rules.categories[category].name if category in rules.categories else category,
                 **_finish(counts, medians.get((office_code, category))),
-            }
+            )
         )
     if office:
         overall = _medians(conn, lo, hi, grouped=False, office=office).get(("", ""))
@@ -391,23 +390,21 @@ def daily_report(
         overall = overall_pg
     else:
         overall = _medians(conn, lo, hi, grouped=False).get(("", ""))
-    return {
-        "period": {"start": start.isoformat(), "end": end.isoformat(), "timezone": rules.timezone},
-        "generated_at": utcnow().replace(microsecond=0).isoformat(),
-        "rows": rows,
-        "totals": _finish(totals, overall),
-        "ledger": ledger(conn, rules, start, end, office=office),
-    }
+    return DailyReport(
+        period=Period(start=start.isoformat(), end=end.isoformat(), timezone=rules.timezone),
+        generated_at=utcnow().replace(microsecond=0).isoformat(),
+        rows=rows,
+        totals=Figures(**_finish(totals, overall)),
+        ledger=ledger(conn, rules, start, end, office=office),
+    )
 
 
-def load_report(
-    engine: Engine, rules: Rules, start: dt.date, end: dt.date | None, office: str | None
-) -> dict[str, Any]:
+def load_report(engine: Engine, rules: Rules, start: dt.date, end: dt.date | None, office: str | None) -> DailyReport:
     """A stored snapshot for a whole-street single day when there is one, else computed now."""
     if (end is None or end == start) and office is None:
         with Session(engine) as session:
             stored = session.scalars(select(ReportSnapshot).where(col(ReportSnapshot.day) == start)).first()
             if stored is not None:
-                return dict(stored.report)
+                return DailyReport.model_validate(stored.report)
     with engine.connect() as conn:
         return daily_report(conn, rules, start, end, office=office)

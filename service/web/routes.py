@@ -34,6 +34,7 @@ from service.deps import SessionDep, StateDep
 from service.errors import DomainError, InvalidInputError, NotFoundError
 from service.flows.lifecycle import Lifecycle
 from service.labels import LIGHTS, SYSTEM_ACTIONS, zh
+from service.reports.models import LedgerLine, ReportRow
 from service.reports.period import check_period
 from service.state import AppState
 from service.tickets.models import ACTION_BODIES, STATE_LABELS, State, Ticket, TicketEvent
@@ -634,13 +635,14 @@ def resume_discard(
 # Reports ------------------------------------------------------------------------------------------------------
 
 
-def _office_rates(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _office_rates(rows: list[ReportRow]) -> list[dict[str, Any]]:
     """Closure and on-time rates per office, from the report's per-category counts."""
     by_office: dict[str, dict[str, float]] = {}
     for row in rows:
-        acc = by_office.setdefault(row["office_name"] or "—", {"resolved": 0, "due": 0, "on_time": 0})
-        for key in acc:
-            acc[key] += row[key]
+        acc = by_office.setdefault(row.office_name or "—", {"resolved": 0, "due": 0, "on_time": 0})
+        acc["resolved"] += row.resolved
+        acc["due"] += row.due
+        acc["on_time"] += row.on_time
     return [
         {
             "name": name,
@@ -651,38 +653,38 @@ def _office_rates(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
-def _trend(ledger: list[dict[str, Any]], width: int = 520, height: int = 150) -> dict[str, Any]:
+def _trend(ledger: list[LedgerLine], width: int = 520, height: int = 150) -> dict[str, Any]:
     """The 动态清零 chart: one line per clearance category, a dot per day (its own tooltip), axes labelled.
     Points stay inside the drawing area, so the last day, often the only non-zero one, is never cut off."""
-    peak = max([d["open"] for item in ledger for d in item["days"]] + [1])
+    peak = max([d.open for item in ledger for d in item.days] + [1])
     lines = []
     for item in ledger:
-        days = item["days"]
+        days = item.days
         step = width / max(1, len(days) - 1)
         dots = [
             {
                 "x": round(i * step if len(days) > 1 else width / 2, 1),
-                "y": round(height - d["open"] / peak * height, 1),
-                "tip": f"{item['name']} {d['date']}：日末在办 {d['open']}，新增 {d['new']}，办结 {d['closed']}",
+                "y": round(height - d.open / peak * height, 1),
+                "tip": f"{item.name} {d.date}：日末在办 {d.open}，新增 {d.new}，办结 {d.closed}",
             }
             for i, d in enumerate(days)
         ]
         lines.append(
             {
-                "name": item["name"],
+                "name": item.name,
                 "points": " ".join(f"{d['x']},{d['y']}" for d in dots),
                 "dots": dots,
                 "last": days[-1] if days else None,
             }
         )
-    first = ledger[0]["days"] if ledger and ledger[0]["days"] else []
+    first = ledger[0].days if ledger and ledger[0].days else []
     return {
         "lines": lines,
         "width": width,
         "height": height,
         "peak": peak,
-        "start": first[0]["date"] if first else "",
-        "end": first[-1]["date"] if first else "",
+        "start": first[0].date if first else "",
+        "end": first[-1].date if first else "",
     }
 
 
@@ -748,8 +750,9 @@ def reports_page(request: Request, web: WebUser, state: StateDep) -> Response:
         report=report,
         start=start,
         end=end,
-        offices=_office_rates(report["rows"]),
-        trend=_trend(report["ledger"]),
+        table=[(r.office_name, r.category_name, r) for r in report.rows] + [("合计", "", report.totals)],
+        offices=_office_rates(report.rows),
+        trend=_trend(report.ledger),
     )
 
 

@@ -97,7 +97,7 @@ def test_demo_makes_a_month_whose_report_shows_every_metric(demo_db: tuple[str, 
     now = dt.datetime.now(dt.UTC)
     start, end = _month(rules, now)
     # the function behind /ui/reports, for its default period (the last 30 days)
-    totals = load_report(engine, rules, start, end, None)["totals"]
+    totals = load_report(engine, rules, start, end, None).totals.model_dump()
     assert totals["received"] == 40
     assert totals["resolved"] > 0
     assert 0 < totals["on_time_rate"] < 1
@@ -168,7 +168,7 @@ def test_history_is_seeded_and_real_at_any_hour(tmp_path: Path, rules: Rules, cl
         assert result.created == 30 and not result.refused
         assert demo.generate(engine=engine, classifier=classifier, now=moment, **kw).skipped == 30
         start, end = _month(rules, moment)
-        totals = load_report(engine, rules, start, end, None)["totals"]
+        totals = load_report(engine, rules, start, end, None).totals.model_dump()
         assert totals["received"] == 30 and totals["resolved"] > 0 and 0 < totals["on_time_rate"] < 1
         assert totals["overdue_open"] > 0 and totals["reopened"] > 0 and totals["returned"] > 0
         with Session(engine) as session:

@@ -14,6 +14,7 @@ from sqlmodel import Session
 from service.auth.models import Role
 from service.flows.lifecycle import Lifecycle
 from service.reports.export import to_csv, to_xlsx
+from service.reports.models import DailyReport
 from service.reports.service import daily_report
 from service.state import AppState
 from service.tickets.service import Actor
@@ -77,7 +78,7 @@ def fixture(state: AppState) -> AppState:
 
 def _report(state: AppState) -> dict[str, Any]:
     with state.engine.connect() as conn:
-        return daily_report(conn, state.rules, DAY)
+        return daily_report(conn, state.rules, DAY).model_dump()
 
 
 def test_every_metric_matches_the_hand_computation(fixture: AppState) -> None:
@@ -120,7 +121,7 @@ def test_every_metric_matches_the_hand_computation(fixture: AppState) -> None:
 
 def test_ledger_counts_open_new_closed(fixture: AppState) -> None:
     with fixture.engine.connect() as conn:
-        report = daily_report(conn, fixture.rules, dt.date(2026, 11, 15), DAY)
+        report = daily_report(conn, fixture.rules, dt.date(2026, 11, 15), DAY).model_dump()
     renting = next(item for item in report["ledger"] if item["category"] == "group_renting")
     day15, day16 = renting["days"]
     # open at the end of 11-15: R2, R3, R4, R6 (R1, R5, R7 not yet received)
@@ -131,7 +132,8 @@ def test_ledger_counts_open_new_closed(fixture: AppState) -> None:
 
 def test_files_hold_the_same_numbers(fixture: AppState) -> None:
     report = _report(fixture)
-    book = load_workbook(io.BytesIO(to_xlsx(report)))
+    typed = DailyReport.model_validate(report)
+    book = load_workbook(io.BytesIO(to_xlsx(typed)))
     sheet = book.worksheets[0]
     header = [c.value for c in sheet[1]]
     assert header[:4] == ["承办科室", "分类", "受理量", "办结量"] and sheet.freeze_panes == "A2"
@@ -142,6 +144,6 @@ def test_files_hold_the_same_numbers(fixture: AppState) -> None:
     assert rate_cell.number_format == "0.00%"
     last = [c.value for c in sheet[sheet.max_row]]
     assert last[0] == "合计" and last[2] == report["totals"]["received"]
-    csv_bytes = to_csv(report)
+    csv_bytes = to_csv(typed)
     assert csv_bytes.startswith(b"\xef\xbb\xbf")
     assert "承办科室,分类,受理量" in csv_bytes.decode("utf-8-sig")
