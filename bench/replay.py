@@ -26,11 +26,11 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session
 
 from classifier.artifact import load_model
-from classifier.config import load_rules
 from classifier.decision import Classifier
 from service.app import build_state, create_app
 from service.auth.service import create_user
 from service.db import upgrade
+from service.rules import load_rules
 from service.settings import Settings
 from service.signing import sign
 

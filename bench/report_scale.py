@@ -23,9 +23,9 @@ import numpy as np
 import psycopg
 from sqlalchemy import func, select, text
 
-from classifier.config import load_rules
 from service.db import make_engine, upgrade
 from service.reports.service import daily_report, period_bounds
+from service.rules import load_rules
 from service.tickets.models import Ticket
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,15 +1,15 @@
 """The rules file (`rules.yaml`): schema, loading and validation with line numbers.
 
-Every domain constant (categories, offices, keywords, clocks, holidays, places) lives in the rules file; this module
-turns it into typed, validated objects. It is shared by the classifier and the service and imports neither.
+Every domain constant (categories, offices, keywords, clocks, holidays, places) lives in the rules file. This module
+holds the schema of what the classifier reads (offices, categories, keywords, places) and the loader with its
+line-numbered errors; the service extends the schema with its own sections in `service/rules.py`.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from ruamel.yaml import YAML
@@ -20,15 +20,17 @@ class RulesError(ValueError):
     """The rules file is missing or invalid; the message names the file, line and entry."""
 
 
-class _Strict(BaseModel):
+class StrictModel(BaseModel):
+    """Unknown keys are errors (a typo in the rules file must not be ignored); values never change."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class Office(_Strict):
+class Office(StrictModel):
     name: str = Field(min_length=1)
 
 
-class KeywordRule(_Strict):
+class KeywordRule(StrictModel):
     """Matches when any `any` word occurs (or `any` is empty), all `all` words occur and no `none` word occurs."""
 
     any: tuple[str, ...] = ()
@@ -47,7 +49,7 @@ class KeywordRule(_Strict):
         return self
 
 
-class Category(_Strict):
+class Category(StrictModel):
     name: str = Field(min_length=1)
     office: str
     rules: tuple[KeywordRule, ...] = ()
@@ -57,7 +59,7 @@ class Category(_Strict):
     resolve: Clock | None = None
 
 
-class Clock(_Strict):
+class Clock(StrictModel):
     """A time allowance: either working days (official calendar) or plain hours."""
 
     working_days: float | None = Field(default=None, gt=0, le=60)
@@ -73,7 +75,7 @@ class Clock(_Strict):
 Category.model_rebuild()
 
 
-class ClassifierSettings(_Strict):
+class ClassifierSettings(StrictModel):
     review_threshold: float = Field(default=0.55, ge=0, le=1)
     rule_boost: float = Field(default=1.2, ge=0, le=10)
     override_confidence: float = Field(default=0.9, ge=0, le=1)
@@ -105,81 +107,16 @@ class ClassifierSettings(_Strict):
     category_review: dict[str, Literal["always", "auto"]] = {}
 
 
-class Urgency(_Strict):
+class Urgency(StrictModel):
     keywords: tuple[str, ...] = ()
 
 
-class Deadlines(_Strict):
-    first_contact: Clock
-    first_contact_urgent: Clock
-    resolve_by_kind: dict[str, Clock]
-    default_kind: str
-    extension_max_total: Clock
-    reopen: Clock
-    supervise: Clock
-    warn_fraction: float = Field(gt=0, lt=1)
-    return_window: Clock
-    # 督办: a ticket overdue by this much is escalated and gets the `supervise` clock
-    escalate_after: Clock = Clock(hours=24)
-
-    @model_validator(mode="after")
-    def _default_kind_known(self) -> Deadlines:
-        if self.default_kind not in self.resolve_by_kind:
-            raise ValueError(f"default_kind「{self.default_kind}」不在 resolve_by_kind 中")
-        return self
-
-
-class CalendarExtras(_Strict):
-    extra_holidays: tuple[dt.date, ...] = ()
-    extra_workdays: tuple[dt.date, ...] = ()
-    covered_years: tuple[int, ...] = ()
-
-    @model_validator(mode="after")
-    def _disjoint(self) -> CalendarExtras:
-        both = set(self.extra_holidays) & set(self.extra_workdays)
-        if both:
-            raise ValueError(f"日期同时出现在 extra_holidays 和 extra_workdays: {sorted(both)}")
-        return self
-
-
-class Lifecycle(_Strict):
-    return_reasons: tuple[str, ...] = Field(min_length=1)
-    resolve_results: tuple[str, ...] = Field(min_length=1)
-    satisfaction: dict[str, float]
-    reopen_on: tuple[str, ...] = ()
-
-    @model_validator(mode="after")
-    def _reopen_known(self) -> Lifecycle:
-        unknown = [s for s in self.reopen_on if s not in self.satisfaction]
-        if unknown:
-            raise ValueError(f"reopen_on 中的满意度不在 satisfaction 中: {unknown}")
-        return self
-
-
-class Hotspots(_Strict):
-    """冒头就打: repeated tickets at one building, and recurrence after closure."""
-
-    window_days: int = Field(default=30, gt=0)
-    min_tickets: int = Field(default=3, ge=2)
-    recurrence_days: int = Field(default=90, gt=0)
-
-
-class Duplicates(_Strict):
-    window_hours: float = Field(default=72, gt=0)
-    # character-bigram Jaccard similarity of the normalized texts
-    similarity: float = Field(default=0.35, gt=0, le=1)
-
-
-class Reports(_Strict):
-    push_time: dt.time = dt.time(8, 30)
-
-
-class Places(_Strict):
+class Places(StrictModel):
     grids: dict[str, tuple[str, ...]] = {}
     extra_words: tuple[str, ...] = ()
 
 
-class Rules(_Strict):
+class Rules(StrictModel):
     version: Literal[1]
     profile: str
     timezone: str = "Asia/Shanghai"
@@ -187,16 +124,17 @@ class Rules(_Strict):
     categories: dict[str, Category] = Field(min_length=2)
     classifier: ClassifierSettings = ClassifierSettings()
     urgency: Urgency = Urgency()
-    deadlines: Deadlines
-    calendar: CalendarExtras = CalendarExtras()
-    lifecycle: Lifecycle
     places: Places = Places()
-    hotspots: Hotspots = Hotspots()
-    # the service's learning-from-corrections settings: validated on the service side (service/learning/config.py),
-    # carried here only so that classifier commands accept the same file
-    learning: dict[str, Any] | None = None
-    duplicates: Duplicates = Duplicates()
-    reports: Reports = Reports()
+    # The service's sections: the service reads and validates them itself (service/rules.py, with line numbers);
+    # the classifier takes them unread so that its commands accept the same file.
+    deadlines: Any = None
+    calendar: Any = None
+    lifecycle: Any = None
+    hotspots: Any = None
+    duplicates: Any = None
+    reports: Any = None
+    notify: Any = None
+    learning: Any = None
 
     @field_validator("timezone")
     @classmethod
@@ -250,6 +188,9 @@ class Rules(_Strict):
         return sorted(w for w in words if len(w) > 1)
 
 
+R = TypeVar("R", bound=Rules)
+
+
 def _line_of(node: Any, loc: tuple[int | str, ...]) -> int | None:
     """Best line number (1-based) for a pydantic error location inside a ruamel round-trip tree."""
     line: int | None = None
@@ -282,8 +223,8 @@ def _format_errors(path: Path, raw: Any, error: ValidationError) -> str:
     return "\n".join(lines)
 
 
-def parse_rules(text: str, *, path: Path = Path("<string>")) -> Rules:
-    """Parse and validate rules text; raises RulesError naming the line of each problem."""
+def parse_rules(text: str, *, path: Path = Path("<string>"), schema: type[R] = Rules) -> R:  # type: ignore[assignment]
+    """Parse and validate rules text against `schema`; raises RulesError naming the line of each problem."""
     yaml = YAML(typ="rt")
     try:
         raw = yaml.load(text)
@@ -294,7 +235,7 @@ def parse_rules(text: str, *, path: Path = Path("<string>")) -> Rules:
     if not isinstance(raw, dict):
         raise RulesError(f"规则文件 {path} 必须是一个映射（键: 值）")
     try:
-        rules = Rules.model_validate(_plain(raw))
+        rules = schema.model_validate(_plain(raw))
     except ValidationError as exc:
         raise RulesError(_format_errors(path, raw, exc)) from exc
     problems = rules.cross_check()
@@ -316,8 +257,8 @@ def _plain(node: Any) -> Any:
     return node
 
 
-def load_rules(path: str | Path) -> Rules:
-    """Load and validate a rules file."""
+def load_rules(path: str | Path, *, schema: type[R] = Rules) -> R:  # type: ignore[assignment]
+    """Load and validate a rules file against `schema` (the service passes its own, wider one)."""
     file = Path(path)
     try:
         text = file.read_text(encoding="utf-8")
@@ -325,4 +266,4 @@ def load_rules(path: str | Path) -> Rules:
         raise RulesError(f"找不到规则文件 {file}（设置 HOTLINE_RULES 指向 rules.yaml）") from exc
     except UnicodeDecodeError as exc:
         raise RulesError(f"规则文件 {file} 不是 UTF-8 编码") from exc
-    return parse_rules(text, path=file)
+    return parse_rules(text, path=file, schema=schema)

@@ -19,18 +19,17 @@ from sqlalchemy.exc import InterfaceError, InternalError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from classifier.artifact import load_model
-from classifier.config import Rules
 from classifier.decision import Classifier
 from service.db import STORAGE_MESSAGES, StorageProblem, make_engine, storage_problem
 from service.deadlines.service import DeadlinePolicy
 from service.errors import DomainError, InvalidInputError, http_status
 from service.intake import open311
 from service.intake import routes as intake_routes
-from service.learning.config import load_learning, load_rules
 from service.notify import routes as notify_routes
 from service.ops import routes as ops_routes
 from service.ops.metrics import Metrics
 from service.reports import routes as report_routes
+from service.rules import ServiceRules, load_rules
 from service.settings import Settings, get_settings
 from service.state import AppState
 from service.tickets import routes as ticket_routes
@@ -42,7 +41,9 @@ from service.web.headers import UIHeaders
 log = logging.getLogger(__name__)
 
 
-def build_state(settings: Settings, *, rules: Rules | None = None, classifier: Classifier | None = None) -> AppState:
+def build_state(
+    settings: Settings, *, rules: ServiceRules | None = None, classifier: Classifier | None = None
+) -> AppState:
     """Load everything the app needs; raises RulesError / ModelError / UnsafeSettingsError with clear messages.
 
     Already loaded rules and classifier may be passed in (tests share one across many apps)."""
@@ -57,7 +58,6 @@ def build_state(settings: Settings, *, rules: Rules | None = None, classifier: C
         classifier=classifier,
         policy=DeadlinePolicy(rules),
         metrics=Metrics(engine),
-        learning=load_learning(settings.rules, rules),
     )
 
 

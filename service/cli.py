@@ -17,7 +17,7 @@ from classifier import cli as classifier_cli
 from classifier.artifact import ModelError
 from classifier.config import RulesError
 from service.clock import utcnow
-from service.learning.config import load_rules
+from service.rules import load_rules
 from service.settings import Settings, UnsafeSettingsError
 
 if TYPE_CHECKING:
@@ -303,11 +303,8 @@ def sessions_end(name: Annotated[str, typer.Option("--name", help="用户名")])
 @app.command("check-rules")
 def check_rules(path: Annotated[Path, typer.Argument(help="规则文件")] = Path("rules.yaml")) -> None:
     """Validate a rules file and report errors with line numbers."""
-    from service.learning.config import load_learning
-
     try:
         rules = load_rules(path)
-        load_learning(path, rules)
     except RulesError as exc:
         raise _fail(str(exc)) from exc
     typer.echo(f"规则文件有效：{rules.profile}，{len(rules.categories)} 个分类，{len(rules.offices)} 个科室")
@@ -337,7 +334,6 @@ def demo(
     from service.auth.service import create_user, user_for_token
     from service.db import make_engine
     from service.deadlines.service import DeadlinePolicy
-    from service.learning.config import load_learning
     from service.settings import DEMO_SECRET
 
     session, settings = _session()
@@ -372,7 +368,7 @@ def demo(
             policy=DeadlinePolicy(rules),
             texts=rows,
             count=tickets,
-            misroute_reasons=load_learning(settings.rules, rules).misroute_reasons,
+            misroute_reasons=rules.learning.misroute_reasons,
             seed=seed,
         )
         typer.echo(
@@ -534,7 +530,6 @@ def retrain(
     from classifier.data import DataError
     from service.db import make_engine
     from service.errors import DomainError
-    from service.learning.config import load_learning
     from service.learning.retrain import retrain as run
 
     session, settings, store = _models()
@@ -544,7 +539,7 @@ def retrain(
         result = run(
             engine=make_engine(settings.database_url),
             rules=rules,
-            learning=load_learning(settings.rules, rules),
+            learning=rules.learning,
             store=store,
             corpus_path=corpus or settings.retrain_corpus,
             real_path=real or settings.retrain_real,

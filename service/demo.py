@@ -26,7 +26,6 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, func, select
 
-from classifier.config import Rules
 from classifier.decision import Classifier
 from service.clock import utcnow
 from service.deadlines.service import DeadlinePolicy
@@ -35,6 +34,7 @@ from service.flows.lifecycle import Lifecycle
 from service.flows.receive import intake
 from service.flows.sweep import sweep
 from service.reports.models import DailyReport
+from service.rules import ServiceRules
 from service.signing import sign
 from service.tickets.models import ACTION_BODIES, STATE_LABELS, State, Ticket, TicketCreate
 from service.tickets.service import Actor
@@ -263,7 +263,7 @@ class _Simulation:
         self,
         *,
         engine: Engine,
-        rules: Rules,
+        rules: ServiceRules,
         classifier: Classifier,
         policy: DeadlinePolicy,
         misroute_reasons: Sequence[str],
@@ -461,7 +461,7 @@ class _Simulation:
 def generate(
     *,
     engine: Engine,
-    rules: Rules,
+    rules: ServiceRules,
     classifier: Classifier | Callable[[], Classifier],
     policy: DeadlinePolicy,
     texts: Sequence[dict[str, Any]],
@@ -554,7 +554,7 @@ def state_text(counts: dict[str, int]) -> str:
     return "，".join(parts) or "无"
 
 
-def month_report(engine: Engine, rules: Rules, now: dt.datetime | None = None) -> DailyReport:
+def month_report(engine: Engine, rules: ServiceRules, now: dt.datetime | None = None) -> DailyReport:
     """The report of the last 30 local days (the reports page's default period), computed now."""
     from service.reports.service import daily_report
 
@@ -641,7 +641,7 @@ def send(url: str, secret: str, text: str = SAMPLE_TEXT, *, timeout: float = 30.
         return response.status_code, response.text
 
 
-def describe_response(status: int, data: Any, rules: Rules | None) -> str:
+def describe_response(status: int, data: Any, rules: ServiceRules | None) -> str:
     """The webhook's answer in Chinese, one or two lines."""
     if status in (200, 201) and isinstance(data, dict):
         zone = ZoneInfo(rules.timezone) if rules else dt.UTC

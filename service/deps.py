@@ -9,11 +9,11 @@ from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
 
-from classifier.config import Rules
 from classifier.decision import Classifier
 from service.auth.models import DISPATCH_ROLES, ROLE_LABELS, Role, User
 from service.auth.service import user_for_token
 from service.deadlines.service import DeadlinePolicy
+from service.rules import ServiceRules
 from service.settings import Settings
 from service.state import AppState
 
@@ -40,7 +40,7 @@ async def get_classifier(state: StateDep) -> Classifier:
     return state.classifier
 
 
-async def get_rules(state: StateDep) -> Rules:
+async def get_rules(state: StateDep) -> ServiceRules:
     return state.rules
 
 
@@ -51,7 +51,7 @@ async def get_policy(state: StateDep) -> DeadlinePolicy:
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 SessionDep = Annotated[Session, Depends(get_session)]
 ClassifierDep = Annotated[Classifier, Depends(get_classifier)]
-RulesDep = Annotated[Rules, Depends(get_rules)]
+RulesDep = Annotated[ServiceRules, Depends(get_rules)]
 PolicyDep = Annotated[DeadlinePolicy, Depends(get_policy)]
 
 _bearer = HTTPBearer(auto_error=False, description="用户令牌（hotline users create 生成）")

@@ -19,12 +19,12 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
-from classifier.config import Rules
 from service.clock import utcnow
 from service.deadlines.service import DeadlinePolicy
 from service.flows.sweep import sweep
 from service.notify.people import deliver_alerts
 from service.notify.service import DeliveryPolicy, deliver_due
+from service.rules import ServiceRules
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -58,7 +58,7 @@ def delivery_policy(settings: Settings) -> DeliveryPolicy:
     )
 
 
-def run_sweep(engine: Engine, rules: Rules, settings: Settings, now: Callable[[], dt.datetime] = utcnow) -> None:
+def run_sweep(engine: Engine, rules: ServiceRules, settings: Settings, now: Callable[[], dt.datetime] = utcnow) -> None:
     with job_lock(engine, "sweep") as mine:
         if not mine:
             return
@@ -72,7 +72,9 @@ def run_outbox(engine: Engine, settings: Settings, now: Callable[[], dt.datetime
             deliver_due(engine, delivery_policy(settings), now=now)
 
 
-def run_report_push(engine: Engine, rules: Rules, settings: Settings, now: Callable[[], dt.datetime] = utcnow) -> None:
+def run_report_push(
+    engine: Engine, rules: ServiceRules, settings: Settings, now: Callable[[], dt.datetime] = utcnow
+) -> None:
     from service.reports.push import push_yesterday
 
     with job_lock(engine, "report") as mine:
@@ -80,9 +82,10 @@ def run_report_push(engine: Engine, rules: Rules, settings: Settings, now: Calla
             push_yesterday(engine, rules, settings.notify_webhooks, now=now())
 
 
-def run_retrain(engine: Engine, rules: Rules, settings: Settings, now: Callable[[], dt.datetime] = utcnow) -> None:
+def run_retrain(
+    engine: Engine, rules: ServiceRules, settings: Settings, now: Callable[[], dt.datetime] = utcnow
+) -> None:
     """The weekly retrain: once per ISO week whichever scheduler gets there first (a card records the week)."""
-    from service.learning.config import load_learning
     from service.learning.registry import ModelStore
     from service.learning.retrain import retrain
 
@@ -98,7 +101,7 @@ def run_retrain(engine: Engine, rules: Rules, settings: Settings, now: Callable[
         result = retrain(
             engine=engine,
             rules=rules,
-            learning=load_learning(settings.rules, rules),
+            learning=rules.learning,
             store=store,
             corpus_path=settings.retrain_corpus,
             real_path=settings.retrain_real,
@@ -120,7 +123,7 @@ def _safe(job: Callable[[], None], name: str) -> Callable[[], None]:
 
 
 def add_jobs(
-    scheduler: BackgroundScheduler | BlockingScheduler, engine: Engine, rules: Rules, settings: Settings
+    scheduler: BackgroundScheduler | BlockingScheduler, engine: Engine, rules: ServiceRules, settings: Settings
 ) -> None:
     options = {"coalesce": True, "max_instances": 1, "replace_existing": True, "misfire_grace_time": 30}
     scheduler.add_job(
@@ -161,7 +164,7 @@ def add_jobs(
         )
 
 
-def start_background(engine: Engine, rules: Rules, settings: Settings) -> BackgroundScheduler:
+def start_background(engine: Engine, rules: ServiceRules, settings: Settings) -> BackgroundScheduler:
     scheduler = BackgroundScheduler(timezone="UTC")
     add_jobs(scheduler, engine, rules, settings)
     scheduler.start()

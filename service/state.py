@@ -11,13 +11,12 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.engine import Engine
 
-from classifier.config import Rules
 from classifier.decision import Classifier
 from service.clock import utcnow
 from service.deadlines.service import DeadlinePolicy
 from service.intake.batcher import IntakeBatcher
-from service.learning.config import LearningRules
 from service.ops.metrics import Metrics
+from service.rules import ServiceRules
 from service.settings import Settings
 
 
@@ -49,12 +48,11 @@ class Throttle:
 class AppState:
     settings: Settings
     engine: Engine
-    rules: Rules
+    rules: ServiceRules
     classifier: Classifier
     policy: DeadlinePolicy
     metrics: Metrics
     throttle: Throttle = field(default_factory=Throttle)
-    learning: LearningRules = field(default_factory=LearningRules)
     # "now" for intake and actions: the wall clock, or a simulated one (replays, drills)
     clock: Callable[[], dt.datetime] = field(default=utcnow)
     _batcher: IntakeBatcher | None = None

@@ -16,11 +16,11 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session
 
 from classifier.artifact import load_model
-from classifier.config import Rules, load_rules
 from classifier.decision import Classifier
 from service.app import build_state, create_app
 from service.auth.service import create_user
 from service.db import make_engine, upgrade
+from service.rules import ServiceRules, load_rules
 from service.settings import Settings
 from service.signing import sign
 from service.state import AppState
@@ -83,12 +83,12 @@ def pytest_report_header(config: pytest.Config) -> str | None:
 
 
 @pytest.fixture(scope="session")
-def rules() -> Rules:
+def rules() -> ServiceRules:
     return load_rules(ROOT / "rules.yaml")
 
 
 @pytest.fixture(scope="session")
-def classifier(rules: Rules) -> Classifier:
+def classifier(rules: ServiceRules) -> Classifier:
     return Classifier(load_model(ROOT / "models" / "street"), rules)
 
 
@@ -136,7 +136,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return url
 
 
-def make_state(url: str, rules: Rules, classifier: Classifier, **overrides: Any) -> AppState:
+def make_state(url: str, rules: ServiceRules, classifier: Classifier, **overrides: Any) -> AppState:
     settings = Settings(
         database_url=url,
         webhook_secret=SECRET,
@@ -149,7 +149,7 @@ def make_state(url: str, rules: Rules, classifier: Classifier, **overrides: Any)
 
 
 @pytest.fixture
-def state(db_url: str, rules: Rules, classifier: Classifier) -> Iterator[AppState]:
+def state(db_url: str, rules: ServiceRules, classifier: Classifier) -> Iterator[AppState]:
     st = make_state(db_url, rules, classifier)
     yield st
     st.engine.dispose()

@@ -8,11 +8,11 @@ import secrets
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from classifier.config import Rules
 from service.auth.models import Role, User, WebSession
 from service.auth.sessions import SessionLimits, end_all_sessions, list_active_sessions
 from service.clock import utcnow
 from service.errors import ConflictError, InvalidInputError, NotFoundError
+from service.rules import ServiceRules
 
 TOKEN_PREFIX = "htl_"
 
@@ -22,7 +22,7 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def create_user(*, session: Session, rules: Rules, name: str, role: str, office: str | None) -> tuple[User, str]:
+def create_user(*, session: Session, rules: ServiceRules, name: str, role: str, office: str | None) -> tuple[User, str]:
     """Create a user; returns it with its token (shown once, never stored)."""
     if role not in Role.__members__:
         raise InvalidInputError("role", f"角色必须是 {'/'.join(Role.__members__)} 之一")

@@ -6,8 +6,9 @@ import datetime as dt
 import logging
 from dataclasses import dataclass
 
-from classifier.config import Clock, Rules
+from classifier.config import Clock
 from service.deadlines.calendar import Deadline, WorkCalendar
+from service.rules import ServiceRules
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +28,7 @@ def _basis(clock: Clock) -> str:
 
 
 class DeadlinePolicy:
-    def __init__(self, rules: Rules) -> None:
+    def __init__(self, rules: ServiceRules) -> None:
         extras = rules.calendar
         self.rules = rules
         self.calendar = WorkCalendar(

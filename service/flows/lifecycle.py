@@ -13,7 +13,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 from sqlmodel import Session
 
-from classifier.config import Rules
 from service.auth.models import Role
 from service.clock import utcnow
 from service.deadlines.service import DeadlinePolicy
@@ -26,6 +25,7 @@ from service.errors import (
 )
 from service.learning.labels import DEFAULT_MISROUTE, auto_dispatched, label_for
 from service.notify.service import enqueue
+from service.rules import ServiceRules
 from service.tickets.models import (
     ACTION_BODIES,
     OPEN_STATES,
@@ -106,7 +106,7 @@ class Lifecycle:
         self,
         *,
         session: Session,
-        rules: Rules,
+        rules: ServiceRules,
         policy: DeadlinePolicy,
         now: dt.datetime | None = None,
         misroute_reasons: Sequence[str] = DEFAULT_MISROUTE,

@@ -16,7 +16,6 @@ from sqlalchemy import bindparam, insert, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from classifier.config import Rules
 from classifier.decision import Classifier, Decision
 from classifier.pipeline import TITLE_SEPARATOR
 from service.clock import utcnow
@@ -27,6 +26,7 @@ from service.notify.models import Alert
 from service.places.address import building_key
 from service.places.hotspots import Candidate, PlaceIndex
 from service.routing.service import Route, fallback_route, route
+from service.rules import ServiceRules
 from service.tickets.models import IntakeResponse, State, Ticket, TicketCreate, TicketEvent
 from service.tickets.service import SYSTEM_ACTOR, get_by_external_id
 from service.tickets.statemachine import SYSTEM
@@ -124,7 +124,7 @@ def _new_row(
     decided: Decided,
     *,
     policy: DeadlinePolicy,
-    rules: Rules,
+    rules: ServiceRules,
     source: str,
     now: dt.datetime,
 ) -> Row:
@@ -161,7 +161,7 @@ def _duplicate_reason(of: int, score: float) -> str:
     return f"疑似重复：与工单 #{of} 相似度 {score:.2f}"
 
 
-def _mark_place(row: Row, places: PlaceIndex, rules: Rules) -> tuple[Row, float] | None:
+def _mark_place(row: Row, places: PlaceIndex, rules: ServiceRules) -> tuple[Row, float] | None:
     """Duplicate, 回潮 and hotspot; returns a duplicate of the same batch, whose id is known only once stored."""
     mark = places.mark(row["category"], row["building_key"], row["content"], row)
     row["recurrence"] = mark.recurrence
@@ -257,7 +257,7 @@ def intake_many(
     payloads: Sequence[TicketCreate],
     classifier: Classifier,
     policy: DeadlinePolicy,
-    rules: Rules,
+    rules: ServiceRules,
     source: str = "hotline",
     now: dt.datetime | None = None,
     decided: Sequence[Decided] | None = None,
@@ -333,7 +333,7 @@ def intake(
     payload: TicketCreate,
     classifier: Classifier,
     policy: DeadlinePolicy,
-    rules: Rules,
+    rules: ServiceRules,
     source: str = "hotline",
     now: dt.datetime | None = None,
 ) -> tuple[Ticket, bool]:

@@ -16,10 +16,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 from sqlmodel import Session, col, select
 
-from classifier.config import Rules
 from service.deadlines.lights import lights
 from service.deadlines.service import DeadlinePolicy
 from service.notify.models import Alert
+from service.rules import ServiceRules
 from service.tickets.models import OPEN_STATES, Ticket, TicketEvent
 
 log = logging.getLogger(__name__)
@@ -53,7 +53,7 @@ def _alert(session: Session, ticket: Ticket, clock: str, kind: str, now: dt.date
     return True
 
 
-def _escalate(session: Session, ticket: Ticket, policy: DeadlinePolicy, rules: Rules, now: dt.datetime) -> bool:
+def _escalate(session: Session, ticket: Ticket, policy: DeadlinePolicy, rules: ServiceRules, now: dt.datetime) -> bool:
     assert ticket.resolve_due is not None
     threshold = policy.add(ticket.resolve_due, rules.deadlines.escalate_after).due
     if ticket.supervised_at is not None or now <= threshold:
@@ -87,7 +87,9 @@ def _escalate(session: Session, ticket: Ticket, policy: DeadlinePolicy, rules: R
     return True
 
 
-def sweep(engine: Engine, rules: Rules, *, now: dt.datetime, policy: DeadlinePolicy | None = None) -> Counter[str]:
+def sweep(
+    engine: Engine, rules: ServiceRules, *, now: dt.datetime, policy: DeadlinePolicy | None = None
+) -> Counter[str]:
     """One pass over the open tickets; returns what it did."""
     policy = policy or DeadlinePolicy(rules)
     done: Counter[str] = Counter()

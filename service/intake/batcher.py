@@ -22,11 +22,11 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlmodel import Session
 
-from classifier.config import Rules
 from classifier.decision import Classifier
 from service.db import storage_problem
 from service.deadlines.service import DeadlinePolicy
 from service.flows.receive import Decided, IntakeOutcome, decide_all, intake_many
+from service.rules import ServiceRules
 from service.tickets.models import TicketCreate
 
 
@@ -68,7 +68,7 @@ class IntakeBatcher:
     engine: Engine
     classifier: Classifier
     policy: DeadlinePolicy
-    rules: Rules
+    rules: ServiceRules
     clock: Callable[[], dt.datetime]
     max_batch: int = 64
     # SQLite has one writer at a time anyway; on PostgreSQL more writers may overlap long round trips

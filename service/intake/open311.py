@@ -10,13 +10,13 @@ from fastapi import APIRouter, Form, HTTPException, Path, Query, Request, status
 from pydantic import ValidationError
 from sqlmodel import col, select
 
-from classifier.config import Rules
 from service.auth.models import DISPATCH_ROLES
 from service.auth.service import user_for_token
 from service.deps import ClassifierDep, PolicyDep, RulesDep, SessionDep, SettingsDep, StateDep
 from service.errors import ConflictError
 from service.flows.receive import intake
 from service.redaction import coarse_address, redact
+from service.rules import ServiceRules
 from service.settings import Settings
 from service.tickets.models import OPEN_STATES, State, Ticket, TicketCreate
 from service.tickets.statemachine import label
@@ -60,7 +60,7 @@ def _status_notes(ticket: Ticket) -> str:
     return f"{note}（{ticket.resolve_result}）" if ticket.resolve_result and ticket.resolved_at else note
 
 
-def _request_view(ticket: Ticket, rules: Rules) -> dict[str, Any]:
+def _request_view(ticket: Ticket, rules: ServiceRules) -> dict[str, Any]:
     """The public view: a redacted summary, the service, status, dates and the address down to the building."""
     category = rules.categories.get(ticket.category) if ticket.category else None
     return {

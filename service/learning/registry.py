@@ -22,10 +22,10 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from classifier.artifact import CARD_FILE, MODEL_FILE, ModelError, load_model
-from classifier.config import Rules
 from classifier.decision import Classifier
 from service.errors import ConflictError, DomainError, NotFoundError
 from service.learning.models import ModelActivation
+from service.rules import ServiceRules
 
 _VERSION = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,119}")
 _COPIED = (MODEL_FILE, CARD_FILE, "CARD.md")
@@ -108,7 +108,7 @@ class ModelStore:
         return target
 
 
-def loadable(path: Path, rules: Rules, version: str) -> Classifier:
+def loadable(path: Path, rules: ServiceRules, version: str) -> Classifier:
     """Load a model as every API process will; refuses with a clear Chinese message."""
     try:
         classifier = Classifier(load_model(path), rules)
@@ -171,7 +171,7 @@ def promote(
     *,
     session: Session,
     store: ModelStore,
-    rules: Rules,
+    rules: ServiceRules,
     version: str,
     actor: str,
     now: dt.datetime,
@@ -190,7 +190,9 @@ def promote(
     return _record(session, version, kind, actor, now, note)
 
 
-def rollback(*, session: Session, store: ModelStore, rules: Rules, actor: str, now: dt.datetime) -> ModelActivation:
+def rollback(
+    *, session: Session, store: ModelStore, rules: ServiceRules, actor: str, now: dt.datetime
+) -> ModelActivation:
     """Return to the model that was active before the current one."""
     stack = version_stack(history(session=session))
     if len(stack) < 2:

@@ -13,10 +13,10 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlmodel import col
 
-from classifier.config import Rules
 from service.learning.models import LabelKind, RoutingLabel
 from service.learning.registry import ModelStore, _read_card
 from service.learning.registry import history as activation_history
+from service.rules import ServiceRules
 from service.tickets.models import State, TicketEvent
 
 ACTIVATION_KINDS = {"baseline": "初始模型", "promote": "手动启用", "rollback": "回退", "retrain": "重新训练后启用"}
@@ -46,7 +46,7 @@ def _week(at: dt.datetime, zone: ZoneInfo) -> str:
     return f"{year}-W{week:02d}"
 
 
-def weekly(engine: Engine, rules: Rules, *, now: dt.datetime, weeks: int = 12) -> list[WeekRow]:
+def weekly(engine: Engine, rules: ServiceRules, *, now: dt.datetime, weeks: int = 12) -> list[WeekRow]:
     """Newest week first; within a week, categories in rules order."""
     zone = ZoneInfo(rules.timezone)
     start = now - dt.timedelta(weeks=weeks)
@@ -116,7 +116,7 @@ def card_metrics(card: dict[str, Any] | None) -> dict[str, Any]:
     return {}
 
 
-def model_history(session: Any, store: ModelStore, rules: Rules) -> list[dict[str, Any]]:
+def model_history(session: Any, store: ModelStore, rules: ServiceRules) -> list[dict[str, Any]]:
     """Every activation, newest first, with its model's card metrics; the configured model when none yet."""
     zone = ZoneInfo(rules.timezone)
     rows = activation_history(session=session)

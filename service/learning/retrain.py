@@ -17,16 +17,15 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from classifier.artifact import CARD_FILE, load_model
-from classifier.config import Rules
 from classifier.data import Dataset, RealDataset, load_dataset, load_real
 from classifier.decision import Classifier
 from classifier.evaluate import metrics
 from classifier.pipeline import PipelineParams
 from classifier.train import map_labels, train_model
-from service.learning.config import LearningRules
 from service.learning.labels import training_labels
 from service.learning.models import RoutingLabel
 from service.learning.registry import ModelStore, current_version, loadable, promote
+from service.rules import LearningRules, ServiceRules
 
 log = logging.getLogger(__name__)
 REAL_TEST = "real_test"
@@ -40,14 +39,18 @@ class Corrections:
     recent: list[RoutingLabel]
 
 
-def split_corrections(labels: Sequence[RoutingLabel], rules: Rules, *, now: dt.datetime, days: int) -> Corrections:
+def split_corrections(
+    labels: Sequence[RoutingLabel], rules: ServiceRules, *, now: dt.datetime, days: int
+) -> Corrections:
     """The last `days` of corrections are held out of training: both models are judged on them."""
     usable = [r for r in labels if r.category in rules.categories]
     cutoff = now - dt.timedelta(days=days)
     return Corrections([r for r in usable if r.at < cutoff], [r for r in usable if r.at >= cutoff])
 
 
-def evaluate(classifier: Classifier, texts: Sequence[str], labels: Sequence[str], rules: Rules) -> dict[str, Any]:
+def evaluate(
+    classifier: Classifier, texts: Sequence[str], labels: Sequence[str], rules: ServiceRules
+) -> dict[str, Any]:
     predicted = [d.category for d in classifier.decide_batch(list(texts))] if texts else []
     return metrics(list(labels), predicted, offices=rules.category_office) if texts else {"n": 0}
 
@@ -73,7 +76,10 @@ class Verdict:
 
 
 def judge(
-    champion: dict[str, dict[str, Any]], challenger: dict[str, dict[str, Any]], learning: LearningRules, rules: Rules
+    champion: dict[str, dict[str, Any]],
+    challenger: dict[str, dict[str, Any]],
+    learning: LearningRules,
+    rules: ServiceRules,
 ) -> Verdict:
     """Better overall, and no category worse by more than the margin on any evaluation set."""
     verdict = Verdict(False, overall(champion), overall(challenger))
@@ -99,7 +105,7 @@ def judge(
 
 
 def comparison_table(
-    champion: dict[str, dict[str, Any]], challenger: dict[str, dict[str, Any]], verdict: Verdict, rules: Rules
+    champion: dict[str, dict[str, Any]], challenger: dict[str, dict[str, Any]], verdict: Verdict, rules: ServiceRules
 ) -> str:
     """The Chinese comparison the operator reads."""
     lines = [f"{'评估集':<14} {'指标':<6}{'冠军':>9}{'挑战者':>9}{'变化':>9}"]
@@ -169,7 +175,7 @@ def _training_data(corpus: Dataset, corrections: Sequence[RoutingLabel]) -> Data
 def retrain(
     *,
     engine: Engine,
-    rules: Rules,
+    rules: ServiceRules,
     learning: LearningRules,
     store: ModelStore,
     corpus_path: Path,

@@ -8,14 +8,17 @@ import random
 from zoneinfo import ZoneInfo
 
 import httpx
+from sqlalchemy import func
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from classifier.config import Rules
+from service.deadlines.calendar import WorkCalendar
+from service.deadlines.service import DeadlinePolicy
 from service.labels import ALERT_KINDS, CLOCKS, zh
 from service.notify.models import Alert
 from service.redaction import redact
 from service.retry import Backoff
+from service.rules import ServiceRules
 from service.tickets.models import Ticket
 
 log = logging.getLogger(__name__)
@@ -35,7 +38,7 @@ def _clock_line(alert: Alert, ticket: Ticket, zone: ZoneInfo) -> str:
     return f"> {zh(CLOCKS, alert.clock)}时限：{due_text}"
 
 
-def markdown(alert: Alert, ticket: Ticket, rules: Rules) -> tuple[str, str]:
+def markdown(alert: Alert, ticket: Ticket, rules: ServiceRules) -> tuple[str, str]:
     """(title, body) without personal data: the summary goes through the one redaction (numbers, names, rooms)."""
     category = rules.categories[ticket.category].name if ticket.category in rules.categories else "-"
     office = rules.office_name(ticket.office) if ticket.office in rules.offices else "-"
@@ -72,50 +75,126 @@ def post_markdown(http: httpx.Client, urls: list[str], title: str, text: str) ->
     return errors
 
 
+def in_alert_window(rules: ServiceRules, calendar: WorkCalendar, now: dt.datetime) -> bool:
+    """Whether robots may post non-urgent alerts now (rules' `notify.alert_window`, local time)."""
+    window = rules.notify.alert_window
+    if window is None:
+        return True
+    local = now.astimezone(ZoneInfo(rules.timezone))
+    if window.working_days_only and not calendar.is_workday(local.date()):
+        return False
+    return window.start <= local.time() < window.end
+
+
+def digest(items: list[tuple[Alert, Ticket]], rules: ServiceRules) -> tuple[str, str]:
+    """One message for several alerts: a line per ticket, each as redacted as a single alert."""
+    title = f"【提醒汇总】{len(items)} 件工单"
+    lines = [f"### {title}"]
+    for alert, ticket in items:
+        _, body = markdown(alert, ticket, rules)
+        heading, *facts = body.rstrip("\n").split("\n")
+        lines.append("- " + heading.removeprefix("### ") + "：" + "；".join(f.removeprefix("> ") for f in facts))
+    return title, "\n".join(lines) + "\n"
+
+
+def _message(items: list[tuple[Alert, Ticket]], rules: ServiceRules) -> tuple[str, str]:
+    return markdown(*items[0], rules) if len(items) == 1 else digest(items, rules)
+
+
+def _due_alerts(session: Session, *, now: dt.datetime, urgent_only: bool, limit: int) -> list[tuple[Alert, Ticket]]:
+    query = (
+        select(Alert, Ticket)
+        .join(Ticket, col(Ticket.id) == col(Alert.ticket_id))
+        .where(Alert.state == "pending", col(Alert.next_attempt_at) <= now)
+    )
+    if urgent_only:
+        query = query.where(col(Ticket.is_urgent).is_(True))
+    return list(session.exec(query.order_by(col(Alert.id)).limit(limit)).all())
+
+
+def _batches(
+    items: list[tuple[Alert, Ticket]], webhooks: dict[str, list[str]], size: int
+) -> list[tuple[list[str], list[tuple[Alert, Ticket]]]]:
+    """(robot URLs, alerts) per message: each office's robots get that office's alerts, the dispatchers' robots
+    all of them, at most `size` alerts a message."""
+    groups: dict[str, list[tuple[Alert, Ticket]]] = {}
+    for item in items:
+        groups.setdefault(item[0].office or "", []).append(item)
+    groups["dispatcher"] = list(items)
+    out = []
+    for target, members in groups.items():
+        urls = webhooks.get(target, []) if target != "" else []
+        for i in range(0, len(members), size):
+            if urls:
+                out.append((urls, members[i : i + size]))
+    return out
+
+
 def deliver_alerts(
     engine: Engine,
-    rules: Rules,
+    rules: ServiceRules,
     webhooks: dict[str, list[str]],
     *,
     now: dt.datetime,
     client: httpx.Client | None = None,
     limit: int = 200,
+    calendar: WorkCalendar | None = None,
 ) -> dict[str, int]:
-    """Send pending alerts to the office's robots and the dispatchers' robots; returns counts."""
-    counts = {"sent": 0, "failed": 0, "no_target": 0}
+    """Send due alerts to the office's robots and the dispatchers' robots; returns counts.
+
+    Outside the rules' alert window only urgent tickets' alerts go out; the rest wait for the window and then go out
+    together, one message per robot (at most `notify.batch_max` tickets each) rather than one per ticket."""
+    counts = {"sent": 0, "failed": 0, "no_target": 0, "held": 0}
     http = client or httpx.Client(timeout=5)
+    calendar = calendar or DeadlinePolicy(rules).calendar
     try:
         with Session(engine, expire_on_commit=False) as session:
-            pending = session.exec(
-                select(Alert)
-                .where(Alert.state == "pending", col(Alert.next_attempt_at) <= now)
-                .order_by(col(Alert.id))
-                .limit(limit)
-            ).all()
-            for alert in pending:
-                ticket = session.get(Ticket, alert.ticket_id)
-                targets = [*webhooks.get(alert.office or "", []), *webhooks.get("dispatcher", [])]
-                if ticket is None or not targets:
+            open_window = in_alert_window(rules, calendar, now)
+            items = _due_alerts(session, now=now, urgent_only=not open_window, limit=limit)
+            if not open_window:
+                counts["held"] = _count_held(session, now=now)
+            routed = []
+            for alert, ticket in items:
+                if [*webhooks.get(alert.office or "", []), *webhooks.get("dispatcher", [])]:
+                    routed.append((alert, ticket))
+                else:
                     alert.state = "no_target"
                     counts["no_target"] += 1
                     session.add(alert)
-                    continue
-                title, text = markdown(alert, ticket, rules)
-                errors = post_markdown(http, targets, title, text)
-                alert.attempts += 1
-                if not errors:
-                    alert.state = "sent"
-                    counts["sent"] += 1
-                else:
-                    alert.last_error = "; ".join(errors)[:500]
-                    alert.state = "failed" if alert.attempts >= MAX_ATTEMPTS else "pending"
-                    alert.next_attempt_at = now + ALERT_BACKOFF.delay(alert.attempts, _RNG)
-                    counts["failed"] += 1
+            errors: dict[int, list[str]] = {}
+            for urls, members in _batches(routed, webhooks, rules.notify.batch_max):
+                failed = post_markdown(http, urls, *_message(members, rules))
+                for alert, _ in members:
+                    errors.setdefault(alert.id or 0, []).extend(failed)
+            for alert, _ in routed:
+                _record(alert, errors.get(alert.id or 0, []), now, counts)
                 session.add(alert)
-                session.commit()
+            session.commit()
     except Exception:  # people's notifications are best effort: log and let the sweep go on
         log.exception("alert_delivery_failed")
     finally:
         if client is None:
             http.close()
     return counts
+
+
+def _count_held(session: Session, *, now: dt.datetime) -> int:
+    query = (
+        select(func.count())
+        .select_from(Alert)
+        .join(Ticket, col(Ticket.id) == col(Alert.ticket_id))
+        .where(Alert.state == "pending", col(Alert.next_attempt_at) <= now, col(Ticket.is_urgent).is_(False))
+    )
+    return int(session.exec(query).one())
+
+
+def _record(alert: Alert, errors: list[str], now: dt.datetime, counts: dict[str, int]) -> None:
+    alert.attempts += 1
+    if not errors:
+        alert.state = "sent"
+        counts["sent"] += 1
+        return
+    alert.last_error = "; ".join(errors)[:500]
+    alert.state = "failed" if alert.attempts >= MAX_ATTEMPTS else "pending"
+    alert.next_attempt_at = now + ALERT_BACKOFF.delay(alert.attempts, _RNG)
+    counts["failed"] += 1

@@ -27,9 +27,9 @@ from sqlalchemy import (
 )
 from sqlmodel import Session
 
-from classifier.config import Rules
 from classifier.normalize import normalize_text
 from service.db import UTCDateTime
+from service.rules import ServiceRules
 from service.tickets.models import OPEN_STATES, State, Ticket
 
 _MAX_CANDIDATES = 50
@@ -141,14 +141,14 @@ class PlaceMark:
 
 @dataclass
 class PlaceIndex:
-    rules: Rules
+    rules: ServiceRules
     candidates: dict[Place, list[Candidate]] = field(default_factory=lambda: defaultdict(list))
     recurring: set[Place] = field(default_factory=set)
     counts: dict[Place, int] = field(default_factory=lambda: defaultdict(int))
 
     @classmethod
     def load(
-        cls, session: Session, places: Iterable[tuple[str | None, str | None]], rules: Rules, now: dt.datetime
+        cls, session: Session, places: Iterable[tuple[str | None, str | None]], rules: ServiceRules, now: dt.datetime
     ) -> PlaceIndex:
         """What the checks need about these (category, building) places, in two queries."""
         index = cls(rules)

@@ -11,11 +11,11 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from classifier.config import Rules
 from service.clock import utcnow
 from service.notify.people import post_markdown
 from service.reports.models import DailyReport, ReportSnapshot
 from service.reports.service import daily_report
+from service.rules import ServiceRules
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ def markdown(report: DailyReport) -> str:
     return "\n".join(lines)
 
 
-def snapshot(engine: Engine, rules: Rules, day: dt.date) -> ReportSnapshot:
+def snapshot(engine: Engine, rules: ServiceRules, day: dt.date) -> ReportSnapshot:
     """The stored report of `day`, computed and stored on first use; later reads return it unchanged."""
     with Session(engine, expire_on_commit=False) as session:
         existing = session.exec(select(ReportSnapshot).where(ReportSnapshot.day == day)).first()
@@ -62,7 +62,7 @@ def snapshot(engine: Engine, rules: Rules, day: dt.date) -> ReportSnapshot:
 
 def push_yesterday(
     engine: Engine,
-    rules: Rules,
+    rules: ServiceRules,
     webhooks: dict[str, list[str]],
     *,
     now: dt.datetime,

@@ -17,9 +17,9 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import ColumnElement, FunctionElement
 from sqlmodel import Session, col
 
-from classifier.config import Rules
 from service.clock import utcnow
 from service.reports.models import DailyReport, Figures, LedgerDay, LedgerLine, Period, ReportRow, ReportSnapshot
+from service.rules import ServiceRules
 from service.tickets.models import State, Ticket, TicketEvent
 
 COUNTS = (
@@ -135,7 +135,7 @@ def _open_at(t: Any, moment: dt.datetime) -> tuple[ColumnElement[bool], ...]:
 
 
 def _ticket_counts(
-    conn: Connection, rules: Rules, lo: dt.datetime, hi: dt.datetime
+    conn: Connection, rules: ServiceRules, lo: dt.datetime, hi: dt.datetime
 ) -> dict[tuple[str, str], dict[str, float]]:
     """One narrow, index-backed query per clock: each reads only the rows its metric can count."""
     t = Ticket.__table__.c  # type: ignore[attr-defined]
@@ -297,7 +297,9 @@ def _per_day(
     return {(r.category, str(r.day)): {k: int(r._mapping[k] or 0) for k in ("n", *extra)} for r in rows}
 
 
-def ledger(conn: Connection, rules: Rules, start: dt.date, end: dt.date, office: str | None = None) -> list[LedgerLine]:
+def ledger(
+    conn: Connection, rules: ServiceRules, start: dt.date, end: dt.date, office: str | None = None
+) -> list[LedgerLine]:
     """动态清零 ledger for the clearance categories: per day open at day end, new, closed, 回潮.
 
     Five grouped queries whatever the period and the number of categories: open at the start, then new (with 回潮)
@@ -353,7 +355,7 @@ def ledger(conn: Connection, rules: Rules, start: dt.date, end: dt.date, office:
 
 
 def daily_report(
-    conn: Connection, rules: Rules, start: dt.date, end: dt.date | None = None, office: str | None = None
+    conn: Connection, rules: ServiceRules, start: dt.date, end: dt.date | None = None, office: str | None = None
 ) -> DailyReport:
     """Every metric of docs/METRICS.md per office × category, with totals and the 动态清零 ledger."""
     end = end or start
@@ -399,7 +401,9 @@ def daily_report(
     )
 
 
-def load_report(engine: Engine, rules: Rules, start: dt.date, end: dt.date | None, office: str | None) -> DailyReport:
+def load_report(
+    engine: Engine, rules: ServiceRules, start: dt.date, end: dt.date | None, office: str | None
+) -> DailyReport:
     """A stored snapshot for a whole-street single day when there is one, else computed now."""
     if (end is None or end == start) and office is None:
         with Session(engine) as session:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from classifier.config import Rules
 from classifier.decision import Decision
+from service.rules import ServiceRules
 
 
 @dataclass(frozen=True)
@@ -16,7 +16,7 @@ class Route:
     urgent: bool
 
 
-def grid_for(address: str, rules: Rules) -> str | None:
+def grid_for(address: str, rules: ServiceRules) -> str | None:
     """The 片区 whose road or estate name occurs in the address; the longest match wins (上南二村 over 上南路)."""
     best: tuple[int, str] | None = None
     for grid, names in rules.places.grids.items():
@@ -26,7 +26,7 @@ def grid_for(address: str, rules: Rules) -> str | None:
     return best[1] if best else None
 
 
-def route(*, decision: Decision, address: str, upstream_urgency: str, rules: Rules) -> Route:
+def route(*, decision: Decision, address: str, upstream_urgency: str, rules: ServiceRules) -> Route:
     return Route(
         category=decision.category,
         office=decision.office,
@@ -35,7 +35,7 @@ def route(*, decision: Decision, address: str, upstream_urgency: str, rules: Rul
     )
 
 
-def fallback_route(*, address: str, upstream_urgency: str, rules: Rules) -> Route:
+def fallback_route(*, address: str, upstream_urgency: str, rules: ServiceRules) -> Route:
     """Where a ticket goes when classification failed: the fallback category, for the dispatcher to review."""
     category = rules.classifier.fallback_category
     return Route(

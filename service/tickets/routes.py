@@ -68,7 +68,7 @@ def _act(
         rules=state.rules,
         policy=state.policy,
         now=state.clock(),
-        misroute_reasons=state.learning.misroute_reasons,
+        misroute_reasons=state.rules.learning.misroute_reasons,
     )
     ticket = lifecycle.perform(ticket_id=ticket_id, action=action, actor=Actor.of(user), body=body)
     return public_view(ticket, user)

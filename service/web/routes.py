@@ -570,7 +570,7 @@ async def ticket_action(
         rules=state.rules,
         policy=state.policy,
         now=state.clock(),
-        misroute_reasons=state.learning.misroute_reasons,
+        misroute_reasons=state.rules.learning.misroute_reasons,
     )
     try:
         await run_in_threadpool(
@@ -779,5 +779,5 @@ def learning_page(request: Request, web: DispatcherPage, session: SessionDep, st
         rows=rows,
         totals=week_totals(rows),
         models=model_history(session, store, state.rules),
-        misroute=state.learning.misroute_reasons,
+        misroute=state.rules.learning.misroute_reasons,
     )

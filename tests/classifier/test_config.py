@@ -47,11 +47,18 @@ def test_yaml_syntax_error_and_missing_file() -> None:
         load_rules(ROOT / "nope.yaml")
 
 
-def test_unknown_key_and_bad_clock_refused() -> None:
+def test_unknown_key_and_bad_category_clock_refused() -> None:
     with pytest.raises(RulesError, match="typo"):
         parse_rules(TEXT.replace("profile:", "typo: 1\nprofile:", 1))
+    bad = TEXT.replace("first_action_hours: 24", "first_action_hours: 24\n    resolve: {working_days: 1, hours: 2}", 1)
     with pytest.raises(RulesError, match="working_days 或 hours"):
-        parse_rules(TEXT.replace("first_contact: {working_days: 1}", "first_contact: {working_days: 1, hours: 2}"))
+        parse_rules(bad)
+
+
+def test_service_sections_are_taken_unread() -> None:
+    """The classifier's commands accept the whole file; the service validates its own sections (tests/service)."""
+    rules = parse_rules(TEXT.replace("window_hours: 72", "window_hours: -5", 1))
+    assert rules.duplicates == {"window_hours": -5, "similarity": 0.35}
 
 
 def test_invalid_boilerplate_regex_refused() -> None:

@@ -24,13 +24,13 @@ import pytest
 from sqlmodel import Session, col, func, select
 from typer.testing import CliRunner
 
-from classifier.config import Rules
 from classifier.decision import Classifier
 from service import demo
 from service.cli import app
 from service.db import make_engine, upgrade
 from service.deadlines.service import DeadlinePolicy
 from service.reports.service import load_report
+from service.rules import ServiceRules
 from service.settings import DEMO_SECRET
 from service.signing import verify
 from service.tickets.models import Ticket, TicketCreate, TicketEvent
@@ -61,7 +61,7 @@ def machine_tz(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     time.tzset()
 
 
-def _month(rules: Rules, now: dt.datetime) -> tuple[dt.date, dt.date]:
+def _month(rules: ServiceRules, now: dt.datetime) -> tuple[dt.date, dt.date]:
     today = now.astimezone(ZoneInfo(rules.timezone)).date()
     return today - dt.timedelta(days=29), today
 
@@ -91,7 +91,9 @@ def demo_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Pat
     yield url, tokens, outputs
 
 
-def test_demo_makes_a_month_whose_report_shows_every_metric(demo_db: tuple[str, Path, list[str]], rules: Rules) -> None:
+def test_demo_makes_a_month_whose_report_shows_every_metric(
+    demo_db: tuple[str, Path, list[str]], rules: ServiceRules
+) -> None:
     url, _, outputs = demo_db
     engine = make_engine(url)
     now = dt.datetime.now(dt.UTC)
@@ -155,7 +157,9 @@ def test_demo_twice_creates_nothing_more(demo_db: tuple[str, Path, list[str]]) -
     ],
 )
 @pytest.mark.usefixtures("machine_tz")
-def test_history_is_seeded_and_real_at_any_hour(tmp_path: Path, rules: Rules, classifier: Classifier, now: str) -> None:
+def test_history_is_seeded_and_real_at_any_hour(
+    tmp_path: Path, rules: ServiceRules, classifier: Classifier, now: str
+) -> None:
     moment = dt.datetime.fromisoformat(now)
     texts = [json.loads(line) for line in (ROOT / "models" / "street" / "corpus.jsonl").read_text().splitlines()]
     snapshots = []

@@ -41,9 +41,9 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlmodel import Session
 
-from classifier.config import load_rules
 from service.auth.service import create_user
 from service.db import make_engine, upgrade
+from service.rules import load_rules
 from tests.conftest import PG_ADMIN_URL, ROOT, SECRET, signed_headers
 
 pytestmark = pytest.mark.slow

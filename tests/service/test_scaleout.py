@@ -37,10 +37,10 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from classifier.config import Rules, load_rules
 from service.auth.service import create_user
 from service.db import MIGRATIONS, make_engine
 from service.notify.models import OutboxMessage
+from service.rules import ServiceRules, load_rules
 from service.signing import sign
 from service.tickets.models import Ticket, TicketEvent
 from tests.conftest import PG_ADMIN_URL, ROOT, SECRET
@@ -243,7 +243,7 @@ async def _race(
 # database -----------------------------------------------------------------------------------------------------
 
 
-def _tokens(engine: Engine, rules: Rules) -> tuple[str, dict[str, str]]:
+def _tokens(engine: Engine, rules: ServiceRules) -> tuple[str, dict[str, str]]:
     with Session(engine) as session:
         _, dispatcher = create_user(
             session=session,

@@ -11,10 +11,10 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance, status_code_conformance
 
 from classifier.artifact import load_model
-from classifier.config import load_rules
 from classifier.decision import Classifier
 from service.app import create_app
 from service.db import upgrade
+from service.rules import load_rules
 from tests.conftest import ROOT, make_state, token_for
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import datetime as dt
 from zoneinfo import ZoneInfo
 
-from classifier.config import Rules
 from service.deadlines.service import DeadlinePolicy
+from service.rules import ServiceRules
 
 SH = ZoneInfo("Asia/Shanghai")
 
@@ -15,7 +15,7 @@ def at(*args: int) -> dt.datetime:
     return dt.datetime(*args, tzinfo=SH)
 
 
-def test_complaint_before_national_day_skips_the_holiday(rules: Rules) -> None:
+def test_complaint_before_national_day_skips_the_holiday(rules: ServiceRules) -> None:
     clocks = DeadlinePolicy(rules).initial(
         start=at(2026, 9, 30, 10), category="garbage", kind="投诉", urgent=False, upstream=None
     )
@@ -25,7 +25,7 @@ def test_complaint_before_national_day_skips_the_holiday(rules: Rules) -> None:
     assert clocks.uncovered_years == ()
 
 
-def test_consultation_urgent_and_first_action_clocks(rules: Rules) -> None:
+def test_consultation_urgent_and_first_action_clocks(rules: ServiceRules) -> None:
     policy = DeadlinePolicy(rules)
     friday = at(2026, 11, 20, 15)
     consult = policy.initial(start=friday, category="other", kind="咨询", urgent=False, upstream=None)
@@ -36,7 +36,7 @@ def test_consultation_urgent_and_first_action_clocks(rules: Rules) -> None:
     assert renting.first_contact_due == friday + dt.timedelta(hours=24)
 
 
-def test_stricter_upstream_deadline_wins(rules: Rules) -> None:
+def test_stricter_upstream_deadline_wins(rules: ServiceRules) -> None:
     start = at(2026, 11, 16, 9)
     upstream = at(2026, 11, 17, 12)
     clocks = DeadlinePolicy(rules).initial(
@@ -46,7 +46,7 @@ def test_stricter_upstream_deadline_wins(rules: Rules) -> None:
     assert clocks.first_contact_due <= upstream
 
 
-def test_year_without_calendar_data_is_computed_and_flagged(rules: Rules) -> None:
+def test_year_without_calendar_data_is_computed_and_flagged(rules: ServiceRules) -> None:
     clocks = DeadlinePolicy(rules).initial(
         start=at(2026, 12, 28, 9), category="parking", kind="投诉", urgent=False, upstream=None
     )
@@ -54,7 +54,7 @@ def test_year_without_calendar_data_is_computed_and_flagged(rules: Rules) -> Non
     assert clocks.uncovered_years == (2027,)
 
 
-def test_rules_can_add_next_years_holidays(rules: Rules) -> None:
+def test_rules_can_add_next_years_holidays(rules: ServiceRules) -> None:
     calendar = rules.calendar.model_copy(update={"extra_holidays": (dt.date(2027, 1, 1),), "covered_years": (2027,)})
     policy = DeadlinePolicy(rules.model_copy(update={"calendar": calendar}))
     clocks = policy.initial(start=at(2026, 12, 28, 9), category="parking", kind="投诉", urgent=False, upstream=None)
@@ -62,7 +62,7 @@ def test_rules_can_add_next_years_holidays(rules: Rules) -> None:
     assert clocks.uncovered_years == ()
 
 
-def test_extension_is_capped_at_fifteen_working_days(rules: Rules) -> None:
+def test_extension_is_capped_at_fifteen_working_days(rules: ServiceRules) -> None:
     policy = DeadlinePolicy(rules)
     dispatched = at(2026, 11, 2, 9)
     current = at(2026, 11, 9, 9)

@@ -9,7 +9,6 @@ from typing import Any
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, col, func, select
 
-from classifier.config import Rules
 from classifier.decision import Classifier
 from service.db import make_engine
 from service.deadlines.service import DeadlinePolicy
@@ -17,6 +16,7 @@ from service.errors import ConflictError
 from service.flows.receive import Accepted, IntakeOutcome, intake_many
 from service.intake.batcher import IntakeBatcher, Waiting
 from service.notify.models import Alert
+from service.rules import ServiceRules
 from service.state import AppState
 from service.tickets.models import Ticket, TicketCreate, TicketEvent
 from tests.conftest import payload
@@ -116,7 +116,7 @@ def test_batcher_groups_concurrent_deliveries_and_loses_none(state: AppState) ->
         assert s.exec(select(func.count()).select_from(Ticket)).one() == 60
 
 
-def test_batcher_hands_a_database_outage_to_every_waiting_request(rules: Rules, classifier: Classifier) -> None:
+def test_batcher_hands_a_database_outage_to_every_waiting_request(rules: ServiceRules, classifier: Classifier) -> None:
     engine = make_engine("postgresql://postgres@127.0.0.1:1/nowhere")
     batcher = IntakeBatcher(
         engine=engine, classifier=classifier, policy=DeadlinePolicy(rules), rules=rules, clock=lambda: T0

@@ -7,13 +7,13 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, select
 
-from classifier.config import Rules
 from classifier.decision import Classifier
 from service.deadlines.lights import lights
 from service.deadlines.service import DeadlinePolicy
 from service.flows.receive import intake
 from service.flows.sweep import sweep
 from service.notify.models import Alert
+from service.rules import ServiceRules
 from service.state import AppState
 from service.tickets.models import Ticket, TicketCreate, TicketEvent
 
@@ -61,7 +61,7 @@ def test_national_day_walk(state: AppState, classifier: Classifier) -> None:
         assert _lights(state, tid, at) == expected, at
 
 
-def test_sweep_alerts_once_and_escalates_once(state: AppState, classifier: Classifier, rules: Rules) -> None:
+def test_sweep_alerts_once_and_escalates_once(state: AppState, classifier: Classifier, rules: ServiceRules) -> None:
     start = dt.datetime(2026, 11, 2, 9, tzinfo=SH)
     tid = _ticket(state, classifier, start, "上南路人行道地砖翘起来一大片，绊倒过好几个人。")
     soon = dt.datetime(2026, 11, 6, 12, tzinfo=SH)
@@ -82,7 +82,9 @@ def test_sweep_alerts_once_and_escalates_once(state: AppState, classifier: Class
         assert events.count("supervise") == 1
 
 
-def test_crossing_into_2027_is_flagged_not_an_error(state: AppState, classifier: Classifier, rules: Rules) -> None:
+def test_crossing_into_2027_is_flagged_not_an_error(
+    state: AppState, classifier: Classifier, rules: ServiceRules
+) -> None:
     start = dt.datetime(2026, 12, 28, 9, tzinfo=SH)
     tid = _ticket(state, classifier, start, "楼下饭店的油烟直接排到我们窗口，熏得没法开窗。")
     for day in range(0, 12):

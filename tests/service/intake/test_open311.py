@@ -8,9 +8,9 @@ from typing import Any
 from fastapi.testclient import TestClient
 from sqlmodel import Session
 
-from classifier.config import Rules
 from classifier.decision import Classifier
 from service.app import create_app
+from service.rules import ServiceRules
 from service.state import AppState
 from service.tickets.models import Ticket
 from tests.conftest import auth, make_state, payload, post_ticket, token_for
@@ -121,7 +121,7 @@ def test_undispatched_cancelled_and_merged_tickets_are_not_public(client: TestCl
     assert client.get("/open311/v2/requests.json", params={"start_date": "2026-01-01T00:00:00"}).status_code == 400
 
 
-def test_public_reads_can_be_turned_off(db_url: str, rules: Rules, classifier: Classifier) -> None:
+def test_public_reads_can_be_turned_off(db_url: str, rules: ServiceRules, classifier: Classifier) -> None:
     state = make_state(db_url, rules, classifier, open311_public_reads=False)
     with TestClient(create_app(state=state)) as client:
         ticket = _dispatched(client, state)

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from classifier.artifact import load_model
-from classifier.config import Rules
 from classifier.decision import Classifier
 from service.app import build_state
+from service.rules import ServiceRules
 from service.settings import Settings
 from service.state import AppState
 from tests.conftest import ROOT, SECRET
@@ -31,7 +31,7 @@ class SmallModels:
 
 
 @pytest.fixture(scope="session")
-def small_models(rules: Rules, tmp_path_factory: pytest.TempPathFactory) -> SmallModels:
+def small_models(rules: ServiceRules, tmp_path_factory: pytest.TempPathFactory) -> SmallModels:
     base = tmp_path_factory.mktemp("small-models")
     corpus = write_corpus(base / "corpus.jsonl", 12)
     shuffled = write_corpus(base / "shuffled.jsonl", 12, shuffle_labels=True)
@@ -45,7 +45,9 @@ MakeState = Callable[..., AppState]
 
 
 @pytest.fixture
-def make_learning_state(db_url: str, rules: Rules, tmp_path: Path, small_models: SmallModels) -> Iterator[MakeState]:
+def make_learning_state(
+    db_url: str, rules: ServiceRules, tmp_path: Path, small_models: SmallModels
+) -> Iterator[MakeState]:
     """An app state serving `serving` (good / bad) from a models root holding both small models."""
     root = tmp_path / "models"
     root.mkdir()

@@ -8,10 +8,10 @@ import shutil
 from collections import defaultdict
 from pathlib import Path
 
-from classifier.config import Rules
 from classifier.data import load_dataset
 from classifier.pipeline import PipelineParams
 from classifier.train import train_model
+from service.rules import ServiceRules
 from tests.conftest import ROOT
 
 CORPUS = ROOT / "models" / "street" / "corpus.jsonl"
@@ -51,7 +51,9 @@ def write_real(path: Path, per_split: dict[str, int]) -> Path:
     return path
 
 
-def train_small(corpus: Path, rules: Rules, root: Path, *, real: Path | None = None, name: str = "street") -> str:
+def train_small(
+    corpus: Path, rules: ServiceRules, root: Path, *, real: Path | None = None, name: str = "street"
+) -> str:
     """Train into `root/<version>/` and return the version."""
     from classifier.data import load_real
 

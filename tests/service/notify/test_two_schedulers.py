@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session, select
 
-from classifier.config import Rules
 from classifier.decision import Classifier
 from service.auth.models import Role
 from service.db import make_engine
@@ -21,6 +20,7 @@ from service.deadlines.service import DeadlinePolicy
 from service.flows.lifecycle import Lifecycle
 from service.flows.receive import intake
 from service.notify.models import OutboxMessage
+from service.rules import ServiceRules
 from service.tickets.models import TicketCreate
 from service.tickets.service import Actor
 from tests.conftest import ROOT, SECRET
@@ -39,7 +39,7 @@ while time.monotonic() < end:
 """
 
 
-def _seed(url: str, rules: Rules, classifier: Classifier, tickets: int) -> int:
+def _seed(url: str, rules: ServiceRules, classifier: Classifier, tickets: int) -> int:
     engine = make_engine(url)
     policy = DeadlinePolicy(rules)
     office = Actor("平安办", Role.office, "pingan")
@@ -64,7 +64,7 @@ def _seed(url: str, rules: Rules, classifier: Classifier, tickets: int) -> int:
 
 
 @pytest.mark.real_clock
-def test_no_duplicate_deliveries(pg_url: str, rules: Rules, classifier: Classifier, tmp_path: Path) -> None:
+def test_no_duplicate_deliveries(pg_url: str, rules: ServiceRules, classifier: Classifier, tmp_path: Path) -> None:
     from tests.conftest import _truncate_pg
 
     _truncate_pg(pg_url)

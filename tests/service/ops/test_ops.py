@@ -7,9 +7,9 @@ import logging
 import pytest
 from fastapi.testclient import TestClient
 
-from classifier.config import Rules
 from classifier.decision import Classifier
 from service.app import create_app
+from service.rules import ServiceRules
 from service.state import AppState
 from tests.conftest import make_state, payload, post_ticket
 
@@ -31,7 +31,7 @@ def test_metrics_count_intake_and_open_tickets(client: TestClient) -> None:
     assert "hotline_intake_seconds_count 1.0" in text
 
 
-def test_unreachable_database_gives_503_with_retry_after(rules: Rules, classifier: Classifier) -> None:
+def test_unreachable_database_gives_503_with_retry_after(rules: ServiceRules, classifier: Classifier) -> None:
     state = make_state("postgresql://nobody@127.0.0.1:1/none", rules, classifier)
     with TestClient(create_app(state=state)) as client:
         r = post_ticket(client, payload())

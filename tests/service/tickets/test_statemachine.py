@@ -12,13 +12,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlmodel import Session, func, select
 
-from classifier.config import Rules
 from classifier.decision import Classifier
 from service.db import make_engine, upgrade
 from service.deadlines.service import DeadlinePolicy
 from service.errors import DomainError
 from service.flows.lifecycle import Lifecycle
 from service.flows.receive import intake
+from service.rules import ServiceRules
 from service.tickets.models import State, Ticket, TicketCreate, TicketEvent
 from service.tickets.service import Actor
 from service.tickets.statemachine import PUBLIC_ACTIONS, TRANSITIONS
@@ -71,7 +71,7 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> Any:
     )
 )
 def test_random_action_sequences(
-    engine: Any, rules: Rules, classifier: Classifier, steps: list[tuple[str, Actor, float]]
+    engine: Any, rules: ServiceRules, classifier: Classifier, steps: list[tuple[str, Actor, float]]
 ) -> None:
     policy = DeadlinePolicy(rules)
     start = dt.datetime(2026, 9, 28, 2, 0, tzinfo=dt.UTC)

@@ -16,12 +16,12 @@ import uvicorn
 from openpyxl import load_workbook
 from sqlmodel import Session
 
-from classifier.config import Rules
 from classifier.decision import Classifier
 from service.app import create_app
 from service.db import upgrade
 from service.flows.lifecycle import Lifecycle
 from service.flows.receive import intake
+from service.rules import ServiceRules
 from service.state import AppState
 from service.tickets.models import Ticket, TicketCreate
 from service.tickets.service import Actor
@@ -38,7 +38,9 @@ pytestmark = pytest.mark.skipif(
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, rules: Rules, classifier: Classifier) -> Iterator[dict[str, Any]]:
+def server(
+    tmp_path_factory: pytest.TempPathFactory, rules: ServiceRules, classifier: Classifier
+) -> Iterator[dict[str, Any]]:
     url = f"sqlite:///{tmp_path_factory.mktemp('web') / 'web.db'}"
     upgrade(url)
     # every new ticket waits for review, so the dispatcher has a queue to work
@@ -90,7 +92,7 @@ def _seed(state: AppState) -> dict[str, int]:
     return ids
 
 
-def _seed_auto_dispatched(state: AppState, rules: Rules, classifier: Classifier) -> int:
+def _seed_auto_dispatched(state: AppState, rules: ServiceRules, classifier: Classifier) -> int:
     """One ticket routed at intake with no person involved, as under a rules file with no precision demand."""
     settings = rules.classifier.model_copy(update={"auto_dispatch_precision": None, "review_threshold": 0.0})
     lenient = rules.model_copy(update={"classifier": settings})
