@@ -134,6 +134,7 @@ class Rules(StrictModel):
     duplicates: Any = None
     reports: Any = None
     notify: Any = None
+    intake: Any = None
     learning: Any = None
 
     @field_validator("timezone")

@@ -32,10 +32,12 @@ db_app = typer.Typer(help="数据库迁移", no_args_is_help=True)
 users_app = typer.Typer(help="用户与令牌", no_args_is_help=True)
 sessions_app = typer.Typer(help="网页会话：查看、全部结束", no_args_is_help=True)
 model_app = typer.Typer(help="模型版本：列出、启用、回退", no_args_is_help=True)
+calendar_app = typer.Typer(help="工作日日历：补充节假日后重算未办结工单的时限", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
 app.add_typer(sessions_app, name="sessions")
 app.add_typer(model_app, name="model")
+app.add_typer(calendar_app, name="calendar")
 classifier_cli.register(app)
 
 
@@ -141,6 +143,34 @@ def sweep(
         sent = deliver_alerts(engine, rules, settings.notify_webhooks, now=now)
         out = deliver_due(engine, delivery_policy(settings), now=lambda: now)
         typer.echo(f"预警推送：{sent}；回调投递：{out}")
+
+
+@calendar_app.command("recompute")
+def calendar_recompute(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="只列出会改变的工单，不写入")] = False,
+) -> None:
+    """Recompute open tickets' deadlines under the rules' calendar (after adding a year's holidays)."""
+    from service.db import make_engine
+    from service.flows.recalendar import recompute_open
+
+    settings = Settings()
+    rules = load_rules(settings.rules)
+    zone = ZoneInfo(rules.timezone)
+    engine = make_engine(settings.database_url)
+    changes = recompute_open(engine, rules, now=utcnow(), dry_run=dry_run)
+    for change in changes:
+        moved = "；".join(
+            f"{_DUE_NAMES[name]} {a.astimezone(zone):%Y-%m-%d %H:%M} → {b.astimezone(zone):%Y-%m-%d %H:%M}"
+            for name, (a, b) in change.moved.items()
+            if a is not None
+        )
+        flag = "，仍按周一至周五估算" if change.estimated else ""
+        typer.echo(f"工单 {change.external_id}：{moved or '时限不变'}{flag}")
+    verb, tail = ("将重算", "（未写入）") if dry_run else ("已重算", "")
+    typer.echo(f"{verb} {len(changes)} 件未办结工单的时限{tail}")
+
+
+_DUE_NAMES = {"first_contact_due": "先行联系时限", "resolve_due": "办结时限", "supervise_due": "督办时限"}
 
 
 @app.command()

@@ -13,7 +13,12 @@ ALERT_KINDS: Mapping[str, str] = {
 CLOCKS: Mapping[str, str] = {"contact": "先行联系", "resolve": "办结", "intake": "接收"}
 LIGHTS: Mapping[str, str] = {"green": "正常", "yellow": "临期", "red": "超期"}
 # events written by the system rather than by a lifecycle action (those carry their own label in the state machine)
-SYSTEM_ACTIONS: Mapping[str, str] = {"receive": "接收", "classify": "自动分类", "supervise": "督办"}
+SYSTEM_ACTIONS: Mapping[str, str] = {
+    "receive": "接收",
+    "classify": "自动分类",
+    "supervise": "督办",
+    "recalendar": "日历更新后重算时限",
+}
 UNKNOWN = "其他"
 
 

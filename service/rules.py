@@ -1,5 +1,5 @@
 """The service's sections of the rules file: clocks, calendar, lifecycle, hotspots, duplicates, reports, notify,
-learning.
+intake, learning.
 
 `ServiceRules` is the classifier's schema widened by what only the service reads. Both parts are validated in one
 pass over the same file, so every error names the line of the file itself. The service loads its rules here and
@@ -104,6 +104,15 @@ class Notify(StrictModel):
     batch_max: int = Field(default=20, ge=1, le=50)
 
 
+class IntakeRules(StrictModel):
+    """The hotline's received_at starts the clocks, within these bounds."""
+
+    # a received_at later than now by more than this is refused (a wrong clock upstream would shorten every deadline)
+    future_skew_minutes: float = Field(default=10, ge=0, le=24 * 60)
+    # a received_at older than this is accepted, but the ticket is marked as pushed late and shown so
+    stale_days: float = Field(default=3, gt=0, le=365)
+
+
 class LearningRules(StrictModel):
     # a challenger is promoted only if no category's F1 (on an evaluation set where it has at least
     # `min_category_support` examples) falls by more than this
@@ -125,6 +134,7 @@ class ServiceRules(Rules):
     duplicates: Duplicates = Duplicates()
     reports: Reports = Reports()
     notify: Notify = Notify()
+    intake: IntakeRules = IntakeRules()
     learning: LearningRules = LearningRules()
 
     def cross_check(self) -> list[tuple[tuple[str, ...], str]]:

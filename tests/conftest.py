@@ -161,10 +161,22 @@ def client(state: AppState) -> Iterator[TestClient]:
         yield c
 
 
+_STARTED: list[dt.datetime] = []
+
+
+def _session_start() -> dt.datetime:
+    """Taken on first use, so that under --fake-now it is a moment of the simulated clock."""
+    if not _STARTED:
+        _STARTED.append(dt.datetime.now(dt.UTC).replace(microsecond=0))
+    return _STARTED[0]
+
+
 def payload(**overrides: Any) -> dict[str, Any]:
     base = {
         "external_id": f"SH{uuid.uuid4().hex[:16]}",
-        "received_at": "2026-11-20T09:30:00+08:00",
+        # the hotline took the call at the session's start: the clocks start at received_at, and one payload is
+        # the same payload each time it is built (a re-delivery must match)
+        "received_at": _session_start().isoformat(),
         "channel": "电话",
         "title": "群租扰民",
         "content": (

@@ -18,8 +18,9 @@ def lights(ticket: Ticket, policy: DeadlinePolicy, now: dt.datetime) -> dict[str
         return result
     start = ticket.resolve_clock_start or ticket.created_at
     if ticket.first_contact_due and ticket.first_contact_at is None and State(ticket.state) in _CONTACT_OWED:
+        start_contact = ticket.clock_start or ticket.created_at
         result["contact"] = policy.light(
-            start=ticket.created_at, due=ticket.first_contact_due, now=now, basis=ticket.contact_basis
+            start=start_contact, due=ticket.first_contact_due, now=now, basis=ticket.contact_basis
         )
     if ticket.resolve_due:
         result["resolve"] = policy.light(start=start, due=ticket.resolve_due, now=now, basis=ticket.resolve_basis)

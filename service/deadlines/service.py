@@ -110,10 +110,10 @@ class DeadlinePolicy:
     def reopen(self, start: dt.datetime) -> Deadline:
         return self.add(start, self.rules.deadlines.reopen)
 
-    def extended(self, *, dispatched_at: dt.datetime, current_due: dt.datetime, days: float) -> Deadline:
-        """The resolve deadline after an approved extension, capped at the configured total."""
+    def extended(self, *, start: dt.datetime, current_due: dt.datetime, days: float) -> Deadline:
+        """The resolve deadline after an approved extension, capped at the configured total from the clocks' start."""
         wanted = self.calendar.add_working_days(current_due, days)
-        cap = self.add(dispatched_at, self.rules.deadlines.extension_max_total)
+        cap = self.add(start, self.rules.deadlines.extension_max_total)
         due = min(wanted.due, cap.due)
         years = tuple(sorted(set(wanted.uncovered_years) | set(cap.uncovered_years)))
         return Deadline(due=due, uncovered_years=years)

@@ -186,11 +186,31 @@ class Lifecycle:
         if office and office not in self.rules.offices:
             raise InvalidInputError("office", f"未知承办科室「{office}」")
         data = {"from_category": ticket.category, "from_office": ticket.office}
+        changed = bool(category) and category != ticket.category
         ticket.category = category or ticket.category
         ticket.office = office or (self.rules.category_office(category) if category else ticket.office)
         ticket.return_reason = None
         self._dispatch(ticket)
-        return body.note, {**data, "category": ticket.category, "office": ticket.office}
+        clocks = self._recompute_clocks(ticket) if changed else {}
+        return body.note, {**data, "category": ticket.category, "office": ticket.office, **clocks}
+
+    def _recompute_clocks(self, ticket: Ticket) -> dict[str, str]:
+        """The new category's clocks (e.g. 群租's 24-hour first action) from the original start.
+
+        A 先行联系 already recorded, a 重办 round and an approved 延期 keep their clocks."""
+        start = ticket.clock_start or ticket.created_at
+        clocks = self.policy.initial(
+            start=start, category=ticket.category, kind=ticket.kind, urgent=ticket.is_urgent, upstream=ticket.deadline
+        )
+        changed: dict[str, str] = {}
+        if ticket.first_contact_at is None and ticket.reopen_count == 0:
+            ticket.first_contact_due, ticket.contact_basis = clocks.first_contact_due, clocks.contact_basis
+            changed["first_contact_due"] = clocks.first_contact_due.isoformat()
+        if ticket.reopen_count == 0 and ticket.extension_state != "approved":
+            ticket.resolve_due, ticket.resolve_basis = clocks.resolve_due, clocks.resolve_basis
+            changed["resolve_due"] = clocks.resolve_due.isoformat()
+        ticket.calendar_estimated = ticket.calendar_estimated or bool(clocks.uncovered_years)
+        return changed
 
     def _merge(self, ticket: Ticket, body: MergeBody, actor: Actor) -> Outcome:
         into_id = body.into_id
@@ -225,8 +245,9 @@ class Lifecycle:
         if ticket.extension_state != "requested" or ticket.extension_days is None:
             raise IllegalTransitionError("该工单没有待审批的延期申请")
         assert ticket.resolve_due is not None
-        start = ticket.dispatched_at or ticket.created_at
-        extended = self.policy.extended(dispatched_at=start, current_due=ticket.resolve_due, days=ticket.extension_days)
+        # the cap counts from the original start: a confirm or reroute since then does not move it
+        start = ticket.clock_start or ticket.created_at
+        extended = self.policy.extended(start=start, current_due=ticket.resolve_due, days=ticket.extension_days)
         before = ticket.resolve_due
         ticket.resolve_due = max(extended.due, ticket.resolve_due)
         ticket.calendar_estimated = ticket.calendar_estimated or bool(extended.uncovered_years)
@@ -259,6 +280,7 @@ class Lifecycle:
         ticket.resolve_basis = "working" if self.rules.deadlines.reopen.working_days is not None else "hours"
         ticket.resolve_clock_start = self.now
         ticket.supervised_at = None
+        ticket.supervise_due = None
         # resolved_at and the result stay: that 办结 happened and counts in its period's report
         ticket.first_contact_at = None
         ticket.closed_at = None
@@ -293,7 +315,10 @@ class Lifecycle:
         ticket.resolve_result = result
         ticket.resolve_note = note
         on_time = ticket.resolve_due is None or self.now <= ticket.resolve_due
-        return note, {"result": result, "on_time": on_time}
+        data: dict[str, Any] = {"result": result, "on_time": on_time}
+        if ticket.first_contact_at is None:
+            data["contact_missed"] = True  # allowed, and counted as 先行联系 not on time
+        return note, data
 
     def _return(self, ticket: Ticket, body: ReturnBody, actor: Actor) -> Outcome:
         reason = _choice(body.reason, self.rules.lifecycle.return_reasons, "reason", "退单理由")
@@ -301,7 +326,11 @@ class Lifecycle:
         window_end = self.policy.return_window_end(dispatched)
         if self.now > window_end:
             raise IllegalTransitionError(f"已超过退单时限（派单后 {self._window_text()}），不能退单")
-        ticket.state = State.returned
+        # back to the dispatcher's review queue (docs/LIFECYCLE.md), with the office's reason among the review reasons
+        ticket.state = State.pending_review
+        ticket.needs_review = True
+        mark = f"退单：{reason}"
+        ticket.review_reasons = [r for r in ticket.review_reasons if not r.startswith("退单：")] + [mark]
         ticket.return_reason = reason
         ticket.returned_at = self.now
         return body.note, {"reason": reason, "from_office": ticket.office}

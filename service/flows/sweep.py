@@ -20,7 +20,8 @@ from service.deadlines.lights import lights
 from service.deadlines.service import DeadlinePolicy
 from service.notify.models import Alert
 from service.rules import ServiceRules
-from service.tickets.models import OPEN_STATES, Ticket, TicketEvent
+from service.tickets.models import OPEN_STATES, Ticket
+from service.tickets.service import system_event
 
 log = logging.getLogger(__name__)
 
@@ -60,29 +61,14 @@ def _escalate(session: Session, ticket: Ticket, policy: DeadlinePolicy, rules: S
         return False
     supervised = policy.add(now, rules.deadlines.supervise)
     before = ticket.resolve_due
+    # a clock of its own: resolve_due stays, so the ticket stays overdue and a late 办结 counts as late
     ticket.supervised_at = now
-    ticket.resolve_due = supervised.due
-    ticket.resolve_clock_start = now
-    ticket.resolve_basis = "working" if rules.deadlines.supervise.working_days is not None else "hours"
+    ticket.supervise_due = supervised.due
     ticket.calendar_estimated = ticket.calendar_estimated or bool(supervised.uncovered_years)
     ticket.updated_at = now
     session.add(ticket)
-    assert ticket.id is not None
-    session.add(
-        TicketEvent(
-            ticket_id=ticket.id,
-            at=now,
-            actor="system",
-            actor_role="system",
-            action="supervise",
-            from_state=ticket.state,
-            to_state=ticket.state,
-            office=ticket.office,
-            category=ticket.category,
-            note="超期升级督办",
-            data={"overdue_due": before.isoformat(), "supervise_due": supervised.due.isoformat()},
-        )
-    )
+    data = {"overdue_due": before.isoformat(), "supervise_due": supervised.due.isoformat()}
+    session.add(system_event(ticket, action="supervise", note="超期升级督办", data=data, now=now))
     _alert(session, ticket, "resolve", "escalated", now)
     return True
 

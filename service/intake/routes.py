@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from service.deps import SettingsDep, StateDep
 from service.errors import ConflictError
+from service.flows.receive import check_received
 from service.signing import SignatureError, verify
 from service.tickets.models import IntakeResponse, TicketCreate
 
@@ -134,6 +135,7 @@ async def receive_ticket(
         state.metrics.intake.labels("unauthorized").inc()
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, str(exc)) from exc
     payload = _parse(body)
+    check_received(payload, state.rules, state.clock())
     outcome = await state.batcher.submit(payload)
     if isinstance(outcome, ConflictError):
         state.metrics.intake.labels("conflict").inc()

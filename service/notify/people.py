@@ -35,7 +35,10 @@ def _clock_line(alert: Alert, ticket: Ticket, zone: ZoneInfo) -> str:
         return f"> 原因：{ticket.hotspot_reason or '同一楼栋同类工单多发'}"
     due = ticket.first_contact_due if alert.clock == "contact" else ticket.resolve_due
     due_text = due.astimezone(zone).strftime("%Y-%m-%d %H:%M") if due else "-"
-    return f"> {zh(CLOCKS, alert.clock)}时限：{due_text}"
+    line = f"> {zh(CLOCKS, alert.clock)}时限：{due_text}"
+    if alert.kind == "escalated" and ticket.supervise_due is not None:
+        line += f"　督办时限：{ticket.supervise_due.astimezone(zone).strftime('%Y-%m-%d %H:%M')}"
+    return line
 
 
 def markdown(alert: Alert, ticket: Ticket, rules: ServiceRules) -> tuple[str, str]:

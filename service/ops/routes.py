@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
@@ -39,7 +40,8 @@ def readyz(state: StateDep) -> JSONResponse:
     except Exception as exc:
         checks["database"] = {"ok": False, "error": type(exc).__name__}
     checks["model"] = {"ok": state.classifier is not None, "version": state.classifier.version}
-    horizon = dt.date.today() + dt.timedelta(days=state.settings.readiness_calendar_days)
+    today = state.clock().astimezone(ZoneInfo(state.rules.timezone)).date()
+    horizon = today + dt.timedelta(days=state.settings.readiness_calendar_days)
     covered_until = state.policy.calendar.coverage_end()
     calendar_ok = covered_until >= horizon
     checks["calendar"] = {

@@ -147,7 +147,7 @@ def _ticket_counts(
     # PostgreSQL computes the median in the same pass; elsewhere _medians does it with a window
     median = {"median": func.percentile_cont(0.5).within_group(hours)} if conn.dialect.name == "postgresql" else {}
     parts = [
-        _grouped(conn, _within(t.created_at, lo, hi), received=func.count()),
+        _grouped(conn, _within(t.received_at, lo, hi), received=func.count()),
         _grouped(
             conn,
             _within(t.resolved_at, lo, hi),

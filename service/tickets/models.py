@@ -128,6 +128,14 @@ class TicketCreate(TicketBase):
     def _aware(cls, value: dt.datetime | None) -> dt.datetime | None:
         return None if value is None else _utc(value)
 
+    @field_validator("deadline")
+    @classmethod
+    def _not_before_received(cls, value: dt.datetime | None, info: ValidationInfo) -> dt.datetime | None:
+        received = info.data.get("received_at")
+        if value is not None and received is not None and value < received:
+            raise ValueError("上游办结时限 deadline 早于热线受理时间 received_at")
+        return value
+
     @field_validator("external_id")
     @classmethod
     def _external_id(cls, value: str) -> str:
@@ -185,6 +193,8 @@ class Ticket(TicketBase, table=True):
         Index("ix_ticket_state_office", "state", "office"),
         Index("ix_ticket_resolve_due", "resolve_due"),
         Index("ix_ticket_created_at", "created_at"),
+        # 受理量 counts by the hotline's received_at
+        Index("ix_ticket_received_at", "received_at"),
         Index("ix_ticket_resolved_at", "resolved_at"),
         Index("ix_ticket_first_contact_due", "first_contact_due"),
         Index("ix_ticket_followed_up_at", "followed_up_at"),
@@ -223,11 +233,18 @@ class Ticket(TicketBase, table=True):
     first_contact_due: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
     resolve_due: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
     calendar_estimated: bool = Field(default=False, description="时限跨越无官方日历数据的年份，按周一至周五估算")
+    # the hotline took the call more than `intake.stale_days` before pushing it: the clocks still start at the call
+    received_late: bool = False
     # how each clock counts ("working": working-day time; "hours": plain time) and when the resolve clock started
     contact_basis: str = Field(default="working", max_length=8)
     resolve_basis: str = Field(default="working", max_length=8)
     resolve_clock_start: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # the start of the original clocks: 先行联系, 办结 and the 延期 cap count from it, whatever confirms, reroutes,
+    # 督办 or 重办 happen later (docs/DEADLINES.md)
+    clock_start: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
     supervised_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # 督办 is a clock of its own: it never moves resolve_due, against which 按时办结 and 超期 are judged
+    supervise_due: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
     # 冒头就打: the building this ticket is about, and what intake found there
     # looked up through ix_ticket_place (building first)
     building_key: str | None = Field(default=None, max_length=120)
@@ -290,7 +307,10 @@ class TicketPublic(SQLModel):
     resolve_due: dt.datetime | None
     deadline: dt.datetime | None
     calendar_estimated: bool
+    received_late: bool
+    clock_start: dt.datetime | None
     supervised_at: dt.datetime | None
+    supervise_due: dt.datetime | None
     building_key: str | None
     hotspot: bool
     hotspot_reason: str | None

@@ -154,3 +154,21 @@ def matching_tickets(
     """Every visible ticket the filters match, up to `limit` (the queue's candidates, an export)."""
     base = _filtered(_visible(select(Ticket), actor), filters, now)
     return list(session.exec(base.order_by(col(Ticket.received_at).desc(), col(Ticket.id).desc()).limit(limit)))
+
+
+def system_event(ticket: Ticket, *, action: str, note: str, data: dict[str, Any], now: dt.datetime) -> TicketEvent:
+    """An event the system writes without a person (督办, calendar recompute): the state does not change."""
+    assert ticket.id is not None
+    return TicketEvent(
+        ticket_id=ticket.id,
+        at=now,
+        actor=SYSTEM,
+        actor_role=SYSTEM,
+        action=action,
+        from_state=ticket.state,
+        to_state=ticket.state,
+        office=ticket.office,
+        category=ticket.category,
+        note=note,
+        data=data,
+    )

@@ -35,7 +35,8 @@ TRANSITIONS: dict[str, Transition] = {
     "accept": Transition(frozenset({State.dispatched, State.reopened}), State.accepted, _OFFICE, "签收"),
     "contact": Transition(frozenset({State.accepted}), State.contacted, _OFFICE, "先行联系"),
     "resolve": Transition(_WORKING, State.resolved, _OFFICE, "办结"),
-    "return": Transition(frozenset({State.dispatched, State.accepted}), State.returned, _OFFICE, "退单"),
+    # a returned ticket goes back to the dispatcher's review; `returned` remains only in the history of old tickets
+    "return": Transition(frozenset({State.dispatched, State.accepted}), State.pending_review, _OFFICE, "退单"),
     "request-extension": Transition(_WORKING, None, _OFFICE, "申请延期"),
     "approve-extension": Transition(_WORKING, None, _DISPATCH, "批准延期"),
     "refuse-extension": Transition(_WORKING, None, _DISPATCH, "驳回延期"),

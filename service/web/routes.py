@@ -209,6 +209,7 @@ def _row(ticket: Ticket, state: AppState, now: dt.datetime, user: User) -> dict[
         "state": label(ticket.state),
         "contact_due": _local(ticket.first_contact_due, _zone(state)),
         "resolve_due": _local(ticket.resolve_due, _zone(state)),
+        "supervise_due": _local(ticket.supervise_due, _zone(state)) if ticket.supervise_due else None,
     }
 
 
@@ -486,6 +487,7 @@ def ticket_page(request: Request, ticket_ref: str, web: WebUser, session: Sessio
         classification=ticket.classification,
         current=_current_evidence(ticket, history, user, state),
         received=_local(ticket.created_at, zone),
+        called=_local(ticket.received_at, zone),
         buttons=ACTION_BUTTONS,
     )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 from alembic import command
@@ -9,7 +10,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine
-from sqlmodel import SQLModel
+from sqlmodel import Session, SQLModel
 
 import service.auth.models
 import service.learning.models
@@ -17,6 +18,9 @@ import service.notify.models
 import service.reports.models
 import service.tickets.models
 from service.db import MIGRATIONS, normalize_url, upgrade
+from service.state import AppState
+from service.tickets.models import Ticket, TicketEvent
+from tests.conftest import receive
 
 _ = (
     service.auth.models,
@@ -43,3 +47,42 @@ def test_migrations_match_models_and_downgrade(db_url: str, tmp_path: Path) -> N
     command.downgrade(config, "base")
     upgrade(db_url)
     assert _diff(db_url) == []
+
+
+def test_0008_gives_escalated_tickets_back_their_original_deadline(state: AppState) -> None:
+    """Before 0008 督办 replaced resolve_due; the original is in the supervise event and comes back."""
+    when = dt.datetime(2026, 11, 2, 1, tzinfo=dt.UTC)
+    ticket = receive(state, "MIG8", when, "上南路人行道地砖翘起来一大片，绊倒过好几个人。")
+    original, supervised = ticket.resolve_due, dt.datetime(2026, 11, 16, 1, tzinfo=dt.UTC)
+    with Session(state.engine) as s:
+        row = s.get(Ticket, ticket.id)
+        assert row is not None and original is not None
+        row.resolve_due, row.supervised_at = supervised, dt.datetime(2026, 11, 11, 1, tzinfo=dt.UTC)
+        row.state, row.needs_review = "returned", False
+        s.add(row)
+        data = {"overdue_due": original.isoformat(), "supervise_due": supervised.isoformat()}
+        event = TicketEvent(
+            ticket_id=row.id or 0,
+            at=when,
+            actor="system",
+            actor_role="system",
+            action="supervise",
+            data=data,
+            from_state=row.state,
+            to_state=row.state,
+        )
+        s.add(event)
+        s.commit()
+    url = str(state.engine.url.render_as_string(hide_password=False))
+    state.engine.dispose()
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("sqlalchemy.url", normalize_url(url))
+    command.downgrade(config, "0007")
+    upgrade(url)
+    with Session(state.engine) as s:
+        row = s.get(Ticket, ticket.id)
+        assert row is not None
+        assert row.resolve_due == original and row.supervise_due == supervised
+        assert row.clock_start == row.created_at
+        assert (row.state, row.needs_review) == ("pending_review", True)  # was `returned`

@@ -74,7 +74,9 @@ def test_sweep_alerts_once_and_escalates_once(state: AppState, classifier: Class
     with Session(state.engine) as s:
         ticket = s.get(Ticket, tid)
         assert ticket is not None and ticket.supervised_at is not None
-        assert ticket.resolve_due == DeadlinePolicy(rules).add(late, rules.deadlines.supervise).due
+        # 督办 is a clock of its own: the original 办结 deadline stays, against which lateness is judged
+        assert ticket.supervise_due == DeadlinePolicy(rules).add(late, rules.deadlines.supervise).due
+        assert ticket.resolve_due == dt.datetime(2026, 11, 9, 9, tzinfo=SH)
         kinds = sorted((a.clock, a.kind) for a in s.exec(select(Alert).where(Alert.ticket_id == tid)))
         assert ("resolve", "escalated") in kinds and ("resolve", "overdue") in kinds
         assert len(kinds) == len(set(kinds))

@@ -660,6 +660,10 @@ def test_aware_datetimes_are_stored_as_the_same_instant(
     bad = [] if _in_range(received) else ["received_at"]
     if deadline is not None and (deadline.tzinfo is None or not _in_range(deadline)):
         bad.append("deadline")
+    if not bad and deadline is not None and deadline < received:
+        bad = ["deadline"]  # an upstream deadline before the call
+    elif not bad and received > dt.datetime.now(dt.UTC) + dt.timedelta(minutes=state.rules.intake.future_skew_minutes):
+        bad = ["received_at"]  # the clocks would start in the future
     body = encode(data)
     before = counts(state)
     r = send(client, body)

@@ -24,7 +24,7 @@ def test_page_shows_weeks_rates_and_history(make_learning_state: MakeState, smal
         promote(session=session, store=store, rules=state.rules, version=small_models.bad, actor="<b>老李</b>", now=now)
     with TestClient(create_app(state=state)) as client:
         dispatcher = auth(token_for(state, "dispatcher"))
-        tickets = [post_ticket(client, payload()).json() for _ in range(2)]
+        tickets = [post_ticket(client, payload(received_at=now.isoformat())).json() for _ in range(2)]
         for t in tickets:
             client.post(
                 f"/api/v1/tickets/{t['id']}/reroute", json={"category": "garbage", "note": "分错了"}, headers=dispatcher

@@ -53,7 +53,7 @@ def test_dry_run_then_a_better_challenger_is_promoted_with_the_corrections(
         dispatcher = auth(token_for(state, "dispatcher"))
         for days_ago, category in ((40, "garbage"), (30, "parking"), (2, "nuisance")):
             state.clock = lambda d=days_ago: now - dt.timedelta(days=d)
-            ticket = post_ticket(client, payload()).json()
+            ticket = post_ticket(client, payload(received_at=state.clock().isoformat())).json()
             r = client.post(
                 f"/api/v1/tickets/{ticket['id']}/reroute",
                 json={"category": category, "note": "分错了"},

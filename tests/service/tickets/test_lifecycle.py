@@ -82,10 +82,12 @@ def test_return_then_reroute_to_another_office(client: TestClient, people: dict[
     bad = act(client, people["pingan"], tid, "return", reason="不想办")
     assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["body", "reason"]
     r = act(client, people["pingan"], tid, "return", reason="职能不符", note="属于违建，应由管理办处理")
-    assert r.json()["state"] == "returned" and r.json()["return_reason"] == "职能不符"
+    # back in the dispatcher's review queue, with the office's reason among the review reasons (DESIGN §3)
+    assert r.json()["state"] == "pending_review" and r.json()["return_reason"] == "职能不符"
+    assert r.json()["needs_review"] and "退单：职能不符" in r.json()["review_reasons"]
     silent = act(client, people["dispatcher"], tid, "reroute", category="illegal_construction")
     assert silent.status_code == 422 and silent.json()["detail"][0]["loc"] == ["body", "note"]
-    assert client.get(f"/api/v1/tickets/{tid}", headers=people["dispatcher"]).json()["state"] == "returned"
+    assert client.get(f"/api/v1/tickets/{tid}", headers=people["dispatcher"]).json()["state"] == "pending_review"
     r = act(client, people["dispatcher"], tid, "reroute", category="illegal_construction", note="搭建阳光房属违建")
     assert r.json()["state"] == "dispatched" and r.json()["office"] == "guanli"
     events = client.get(f"/api/v1/tickets/{tid}", headers=people["dispatcher"]).json()["timeline"]
