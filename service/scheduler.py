@@ -62,8 +62,9 @@ def run_sweep(engine: Engine, rules: ServiceRules, settings: Settings, now: Call
     with job_lock(engine, "sweep") as mine:
         if not mine:
             return
-        sweep(engine, rules, now=now(), policy=DeadlinePolicy(rules))
-        deliver_alerts(engine, rules, settings.notify_webhooks, now=now())
+        policy = DeadlinePolicy(rules)
+        sweep(engine, rules, now=now(), policy=policy)
+        deliver_alerts(engine, rules, settings.notify_webhooks, now=now(), calendar=policy.calendar)
 
 
 def run_outbox(engine: Engine, settings: Settings, now: Callable[[], dt.datetime] = utcnow) -> None:
