@@ -72,6 +72,24 @@ TICKET_COLS = (
     "reopen_count",
     "version",
 )
+ROUND_COLS = (
+    "ticket_id",
+    "round",
+    "office",
+    "category",
+    "started_at",
+    "first_contact_due",
+    "first_contact_at",
+    "resolve_due",
+    "resolved_at",
+    "resolve_result",
+    "satisfaction",
+    "followed_up_at",
+    "ended_at",
+    "reconstructed",
+)
+# the share of resolved tickets that a 重办 sent round again: their first round lives in ticket_round
+REOPENED_SHARE = 0.03
 EVENT_COLS = (
     "ticket_id",
     "at",
@@ -86,7 +104,10 @@ EVENT_COLS = (
 )
 
 
-def _rows(n: int, rules: Any, seed: int = 0) -> Iterator[tuple[tuple[Any, ...], list[tuple[Any, ...]]]]:
+Seeded = tuple[tuple[Any, ...], list[tuple[Any, ...]], list[tuple[Any, ...]]]
+
+
+def _rows(n: int, rules: Any, seed: int = 0) -> Iterator[Seeded]:
     """Synthetic tickets over a year with realistic shapes (most resolved within days, some late or open)."""
     rng = np.random.default_rng(seed)
     cats = list(rules.categories)
@@ -101,6 +122,7 @@ def _rows(n: int, rules: Any, seed: int = 0) -> Iterator[tuple[tuple[Any, ...], 
     sat_levels = list(rules.lifecycle.satisfaction)
     sats = rng.choice(sat_levels, n, p=[0.7, 0.15, 0.1, 0.05])
     cat_idx = rng.integers(0, len(cats), n)
+    reopened_mask = rng.random(n) < REOPENED_SHARE
     for i in range(n):
         c = YEAR_START + dt.timedelta(seconds=float((created[i] - YEAR_START).total_seconds()))
         cat = cats[cat_idx[i]]
@@ -108,6 +130,15 @@ def _rows(n: int, rules: Any, seed: int = 0) -> Iterator[tuple[tuple[Any, ...], 
         due = c + dt.timedelta(days=7)
         resolved = c + dt.timedelta(hours=float(hours[i])) if resolved_mask[i] else None
         state = "closed" if resolved else "accepted"
+        rounds: list[tuple[Any, ...]] = []
+        round_start = c
+        if resolved and reopened_mask[i]:
+            # resolved halfway, rated 不满意 an hour later and reopened: the second round ends at `resolved`
+            first = c + (resolved - c) / 2
+            round_start = first + dt.timedelta(hours=1)
+            contact = (c + dt.timedelta(days=1), c + dt.timedelta(hours=5))
+            rated = (results[i], "不满意", round_start, round_start, False)
+            rounds.append((i + 1, 0, office, cat, c, *contact, due, first, *rated))
         row = (
             f"B{i}",
             c,
@@ -137,7 +168,7 @@ def _rows(n: int, rules: Any, seed: int = 0) -> Iterator[tuple[tuple[Any, ...], 
             False,
             "working",
             "working",
-            c,
+            round_start,
             None,
             False,
             False,
@@ -147,22 +178,27 @@ def _rows(n: int, rules: Any, seed: int = 0) -> Iterator[tuple[tuple[Any, ...], 
             results[i] if resolved else None,
             sats[i] if resolved else None,
             resolved + dt.timedelta(days=1) if resolved else None,
-            0,
+            len(rounds),
             1,
         )
         events = [(i + 1, c, "system", "system", "classify", "received", "dispatched", office, cat, "{}")]
         if resolved:
             events.append((i + 1, resolved, "bench", "office", "resolve", "accepted", "resolved", office, cat, "{}"))
-        yield row, events
+        yield row, events, rounds
 
 
 def seed_postgres(url: str, n: int, rules: Any) -> None:
     with psycopg.connect(url) as conn, conn.cursor() as cur:
         with cur.copy(f"COPY ticket ({', '.join(TICKET_COLS)}) FROM STDIN") as copy:
-            events = []
-            for row, evs in _rows(n, rules):
+            events: list[tuple[Any, ...]] = []
+            rounds: list[tuple[Any, ...]] = []
+            for row, evs, rds in _rows(n, rules):
                 copy.write_row(row)
                 events.extend(evs)
+                rounds.extend(rds)
+        with cur.copy(f"COPY ticket_round ({', '.join(ROUND_COLS)}) FROM STDIN") as copy:
+            for rd in rounds:
+                copy.write_row(rd)
         with cur.copy(f"COPY ticket_event ({', '.join(EVENT_COLS)}) FROM STDIN") as copy:
             for ev in events:
                 copy.write_row(ev)
@@ -178,15 +214,19 @@ def _sqlite_value(v: Any) -> Any:
 
 def seed_sqlite(path: Path, n: int, rules: Any) -> None:
     conn = sqlite3.connect(path)
-    tickets, events = [], []
-    for row, evs in _rows(n, rules):
+    tickets, events, rounds = [], [], []
+    for row, evs, rds in _rows(n, rules):
         tickets.append(tuple(_sqlite_value(v) for v in row))
         events.extend(tuple(_sqlite_value(v) for v in ev) for ev in evs)
+        rounds.extend(tuple(_sqlite_value(v) for v in rd) for rd in rds)
     conn.executemany(
         f"INSERT INTO ticket ({', '.join(TICKET_COLS)}) VALUES ({', '.join('?' * len(TICKET_COLS))})", tickets
     )
     conn.executemany(
         f"INSERT INTO ticket_event ({', '.join(EVENT_COLS)}) VALUES ({', '.join('?' * len(EVENT_COLS))})", events
+    )
+    conn.executemany(
+        f"INSERT INTO ticket_round ({', '.join(ROUND_COLS)}) VALUES ({', '.join('?' * len(ROUND_COLS))})", rounds
     )
     conn.commit()
     conn.execute("ANALYZE")

@@ -18,7 +18,8 @@ def lights(ticket: Ticket, policy: DeadlinePolicy, now: dt.datetime) -> dict[str
         return result
     start = ticket.resolve_clock_start or ticket.created_at
     if ticket.first_contact_due and ticket.first_contact_at is None and State(ticket.state) in _CONTACT_OWED:
-        start_contact = ticket.clock_start or ticket.created_at
+        # a 重办 round's 先行联系 clock starts with the round; the original one at the original start
+        start_contact = start if ticket.reopen_count else (ticket.clock_start or ticket.created_at)
         result["contact"] = policy.light(
             start=start_contact, due=ticket.first_contact_due, now=now, basis=ticket.contact_basis
         )

@@ -27,6 +27,27 @@ def _basis(clock: Clock) -> str:
     return "working" if clock.working_days is not None else "hours"
 
 
+def _clocks(
+    contact: Deadline,
+    contact_due: dt.datetime,
+    contact_basis: str,
+    resolve: Deadline,
+    resolve_due: dt.datetime,
+    resolve_basis: str,
+) -> Clocks:
+    if resolve_due < contact_due:
+        # contact can never be owed after the 办结 it precedes
+        contact_due, contact_basis = resolve_due, resolve_basis
+    years = tuple(sorted(set(contact.uncovered_years) | set(resolve.uncovered_years)))
+    return Clocks(
+        first_contact_due=contact_due,
+        resolve_due=resolve_due,
+        uncovered_years=years,
+        contact_basis=contact_basis,
+        resolve_basis=resolve_basis,
+    )
+
+
 class DeadlinePolicy:
     def __init__(self, rules: ServiceRules) -> None:
         extras = rules.calendar
@@ -48,6 +69,24 @@ class DeadlinePolicy:
             log.warning("calendar_estimated", extra={"years": list(result.uncovered_years)})
         return result
 
+    def _contact(self, *, start: dt.datetime, category: str | None, urgent: bool) -> tuple[Deadline, dt.datetime, str]:
+        """The 先行联系 clock of a category from `start`: its deadline and basis (the first action may be sooner)."""
+        rules = self.rules.deadlines
+        cat = self.rules.categories.get(category) if category else None
+        clock = (
+            rules.first_contact_urgent
+            if urgent
+            else (cat.first_contact if cat and cat.first_contact else rules.first_contact)
+        )
+        contact = self.add(start, clock)
+        due, basis = contact.due, _basis(clock)
+        if cat is not None and cat.first_action_hours is not None:
+            # "冒头就打": first action within N hours whatever the calendar
+            first_action = start + dt.timedelta(hours=cat.first_action_hours)
+            if first_action < due:
+                due, basis = first_action, "hours"
+        return contact, due, basis
+
     def initial(
         self,
         *,
@@ -60,33 +99,20 @@ class DeadlinePolicy:
         """Deadlines of a newly dispatched ticket; the stricter of ours and the hotline's wins."""
         rules = self.rules.deadlines
         cat = self.rules.categories.get(category) if category else None
-        contact_clock = (
-            rules.first_contact_urgent
-            if urgent
-            else (cat.first_contact if cat and cat.first_contact else rules.first_contact)
-        )
-        contact = self.add(start, contact_clock)
-        contact_due, contact_basis = contact.due, _basis(contact_clock)
-        if cat is not None and cat.first_action_hours is not None:
-            # "冒头就打": first action within N hours whatever the calendar
-            first_action = start + dt.timedelta(hours=cat.first_action_hours)
-            if first_action < contact_due:
-                contact_due, contact_basis = first_action, "hours"
+        contact, contact_due, contact_basis = self._contact(start=start, category=category, urgent=urgent)
         resolve_clock = cat.resolve if cat and cat.resolve else rules.resolve_by_kind[kind or rules.default_kind]
         resolve = self.add(start, resolve_clock)
         resolve_due, resolve_basis = resolve.due, _basis(resolve_clock)
         if upstream is not None and upstream < resolve_due:
             resolve_due, resolve_basis = upstream, "hours"
-        if resolve_due < contact_due:
-            contact_due, contact_basis = resolve_due, resolve_basis
-        years = tuple(sorted(set(contact.uncovered_years) | set(resolve.uncovered_years)))
-        return Clocks(
-            first_contact_due=contact_due,
-            resolve_due=resolve_due,
-            uncovered_years=years,
-            contact_basis=contact_basis,
-            resolve_basis=resolve_basis,
-        )
+        return _clocks(contact, contact_due, contact_basis, resolve, resolve_due, resolve_basis)
+
+    def reopened(self, *, start: dt.datetime, category: str | None, urgent: bool) -> Clocks:
+        """The clocks of a 重办 round from `start`: the category's 先行联系 clock and the 重办 办结 clock."""
+        contact, contact_due, contact_basis = self._contact(start=start, category=category, urgent=urgent)
+        resolve = self.reopen(start)
+        basis = _basis(self.rules.deadlines.reopen)
+        return _clocks(contact, contact_due, contact_basis, resolve, resolve.due, basis)
 
     def elapsed_fraction(self, *, start: dt.datetime, due: dt.datetime, now: dt.datetime, basis: str) -> float:
         """How much of the allowed time has passed: working time for working-day clocks, plain time otherwise."""

@@ -39,6 +39,7 @@ from service.tickets.models import (
     State,
     Ticket,
     TicketEvent,
+    TicketRound,
 )
 from service.tickets.service import Actor, get_ticket
 from service.tickets.statemachine import TRANSITIONS, refusal
@@ -97,6 +98,43 @@ def _choice(value: str, allowed: tuple[str, ...], field: str, what: str) -> str:
     if value not in allowed:
         raise InvalidInputError(field, f"{what}必须是 {'、'.join(allowed)} 之一")
     return value
+
+
+# what a round's work produced: kept in its TicketRound, cleared on the ticket when the next round starts
+_ROUND_OUTCOME = (
+    "first_contact_at",
+    "resolved_at",
+    "resolve_result",
+    "resolve_note",
+    "supervised_at",
+    "supervise_due",
+    "satisfaction",
+    "followed_up_at",
+    "closed_at",
+)
+
+
+def archived_round(ticket: Ticket, *, ended_at: dt.datetime) -> TicketRound:
+    """The ticket's current round, frozen as it ends."""
+    assert ticket.id is not None
+    return TicketRound(
+        ticket_id=ticket.id,
+        round=ticket.reopen_count,
+        office=ticket.office,
+        category=ticket.category,
+        started_at=ticket.resolve_clock_start or ticket.clock_start or ticket.created_at,
+        first_contact_due=ticket.first_contact_due,
+        first_contact_at=ticket.first_contact_at,
+        resolve_due=ticket.resolve_due,
+        resolved_at=ticket.resolved_at,
+        resolve_result=ticket.resolve_result,
+        resolve_note=ticket.resolve_note,
+        supervised_at=ticket.supervised_at,
+        supervise_due=ticket.supervise_due,
+        satisfaction=ticket.satisfaction,
+        followed_up_at=ticket.followed_up_at,
+        ended_at=ended_at,
+    )
 
 
 class Lifecycle:
@@ -267,30 +305,39 @@ class Lifecycle:
         ticket.followed_up_at = self.now
         if satisfaction in self.rules.lifecycle.reopen_on:
             self._reopen_clock(ticket)
-        else:
-            ticket.state = State.closed
-            ticket.closed_at = self.now
+            return body.note, {"satisfaction": satisfaction, **self._round_data(ticket)}
+        ticket.state = State.closed
+        ticket.closed_at = self.now
         return body.note, {"satisfaction": satisfaction}
 
     def _reopen_clock(self, ticket: Ticket) -> None:
-        due = self.policy.reopen(self.now)
+        """End the round: archive its clocks and outcome unchanged (they count in their own periods' reports), and
+        start the next with a 先行联系 and a 办结 clock of its own from now (docs/DEADLINES.md#重办)."""
+        self.session.add(archived_round(ticket, ended_at=self.now))
+        clocks = self.policy.reopened(start=self.now, category=ticket.category, urgent=ticket.is_urgent)
         ticket.state = State.reopened
         ticket.reopen_count += 1
-        ticket.resolve_due = due.due
-        ticket.resolve_basis = "working" if self.rules.deadlines.reopen.working_days is not None else "hours"
         ticket.resolve_clock_start = self.now
-        ticket.supervised_at = None
-        ticket.supervise_due = None
-        # resolved_at and the result stay: that 办结 happened and counts in its period's report
-        ticket.first_contact_at = None
-        ticket.closed_at = None
-        ticket.calendar_estimated = ticket.calendar_estimated or bool(due.uncovered_years)
+        ticket.first_contact_due, ticket.contact_basis = clocks.first_contact_due, clocks.contact_basis
+        ticket.resolve_due, ticket.resolve_basis = clocks.resolve_due, clocks.resolve_basis
+        for name in _ROUND_OUTCOME:
+            setattr(ticket, name, None)
+        ticket.calendar_estimated = ticket.calendar_estimated or bool(clocks.uncovered_years)
 
     def _reopen(self, ticket: Ticket, body: ActionNote, actor: Actor) -> Outcome:
         if not body.note:
             raise InvalidInputError("note", "重办需要说明原因（note）")
         self._reopen_clock(ticket)
-        return body.note, {"resolve_due": ticket.resolve_due.isoformat() if ticket.resolve_due else None}
+        return body.note, self._round_data(ticket)
+
+    @staticmethod
+    def _round_data(ticket: Ticket) -> dict[str, Any]:
+        assert ticket.resolve_due is not None and ticket.first_contact_due is not None
+        return {
+            "round": ticket.reopen_count,
+            "first_contact_due": ticket.first_contact_due.isoformat(),
+            "resolve_due": ticket.resolve_due.isoformat(),
+        }
 
     # office ----------------------------------------------------------------------------------------------------
 

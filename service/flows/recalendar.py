@@ -39,22 +39,27 @@ def _recomputed(ticket: Ticket, policy: DeadlinePolicy) -> tuple[dict[str, dt.da
     start = ticket.clock_start or ticket.created_at
     years: set[int] = set()
     due: dict[str, dt.datetime] = {}
-    original = policy.initial(
-        start=start, category=ticket.category, kind=ticket.kind, urgent=ticket.is_urgent, upstream=ticket.deadline
-    )
-    years.update(original.uncovered_years)
-    if ticket.first_contact_at is None and ticket.reopen_count == 0:
-        due["first_contact_due"] = original.first_contact_due
     if ticket.reopen_count:
-        reopen = policy.reopen(ticket.resolve_clock_start or start)
-        years.update(reopen.uncovered_years)
-        due["resolve_due"] = reopen.due
-    elif ticket.extension_state == "approved" and ticket.extension_days:
-        extended = policy.extended(start=start, current_due=original.resolve_due, days=ticket.extension_days)
-        years.update(extended.uncovered_years)
-        due["resolve_due"] = max(extended.due, original.resolve_due)
+        # a 重办 round's clocks run from the round's start (docs/DEADLINES.md#重办); earlier rounds are archived
+        reopened = policy.reopened(
+            start=ticket.resolve_clock_start or start, category=ticket.category, urgent=ticket.is_urgent
+        )
+        years.update(reopened.uncovered_years)
+        if ticket.first_contact_at is None:
+            due["first_contact_due"] = reopened.first_contact_due
+        due["resolve_due"] = reopened.resolve_due
     else:
+        original = policy.initial(
+            start=start, category=ticket.category, kind=ticket.kind, urgent=ticket.is_urgent, upstream=ticket.deadline
+        )
+        years.update(original.uncovered_years)
+        if ticket.first_contact_at is None:
+            due["first_contact_due"] = original.first_contact_due
         due["resolve_due"] = original.resolve_due
+        if ticket.extension_state == "approved" and ticket.extension_days:
+            extended = policy.extended(start=start, current_due=original.resolve_due, days=ticket.extension_days)
+            years.update(extended.uncovered_years)
+            due["resolve_due"] = max(extended.due, original.resolve_due)
     if ticket.supervised_at is not None:
         supervised = policy.add(ticket.supervised_at, rules.deadlines.supervise)
         years.update(supervised.uncovered_years)

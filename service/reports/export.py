@@ -48,12 +48,12 @@ def to_xlsx(report: DailyReport) -> bytes:
                 cell.number_format = "0.00%"
     sheet.freeze_panes = "A2"
     ledger = book.create_sheet("动态清零台账")
-    ledger.append(["分类", "日期", "日末在办", "新增", "办结", "回潮"])
+    ledger.append(["分类", "日期", "日末在办", "新增", "重办", "办结", "回潮"])
     for cell in ledger[1]:
         cell.font = Font(bold=True)
     for item in report.ledger:
         for day in item.days:
-            ledger.append([item.name, day.date, day.open, day.new, day.closed, day.recurrence])
+            ledger.append([item.name, day.date, day.open, day.new, day.reopened, day.closed, day.recurrence])
     ledger.freeze_panes = "A2"
     out = io.BytesIO()
     book.save(out)

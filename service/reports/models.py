@@ -65,6 +65,8 @@ class LedgerDay(BaseModel):
     date: str
     open: int
     new: int
+    # a 重办 puts a cleared ticket back on the books
+    reopened: int = 0
     closed: int
     recurrence: int
 

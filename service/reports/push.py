@@ -35,7 +35,8 @@ def markdown(report: DailyReport) -> str:
     for item in report.ledger:
         last = item.days[-1]
         lines.append(
-            f"> 动态清零·{item.name}：日末在办 {last.open}，新增 {last.new}，办结 {last.closed}，回潮 {last.recurrence}"
+            f"> 动态清零·{item.name}：日末在办 {last.open}，新增 {last.new}，重办 {last.reopened}，"
+            f"办结 {last.closed}，回潮 {last.recurrence}"
         )
     return "\n".join(lines)
 

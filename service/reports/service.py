@@ -11,16 +11,16 @@ from collections import defaultdict
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Float, and_, case, func, literal, select, true, tuple_
+from sqlalchemy import Float, and_, case, func, literal, or_, select, true, tuple_, union_all
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.sql.expression import ColumnElement, FunctionElement
+from sqlalchemy.sql.expression import ColumnElement, FunctionElement, Subquery
 from sqlmodel import Session, col
 
 from service.clock import utcnow
 from service.reports.models import DailyReport, Figures, LedgerDay, LedgerLine, Period, ReportRow, ReportSnapshot
 from service.rules import ServiceRules
-from service.tickets.models import State, Ticket, TicketEvent
+from service.tickets.models import State, Ticket, TicketEvent, TicketRound
 
 COUNTS = (
     "received",
@@ -56,8 +56,6 @@ LABELS = {
     "mean_hours": "平均办结时长(小时)",
     "median_hours": "办结时长中位数(小时)",
 }
-# a reopened ticket keeps its earlier resolved_at but is open again
-_REOPENED = [str(State.reopened), str(State.accepted), str(State.contacted)]
 RATES = (
     "closure_rate",
     "on_time_rate",
@@ -101,78 +99,100 @@ def _count(condition: ColumnElement[bool]) -> Any:
     return func.sum(case((condition, 1), else_=0))
 
 
-TOTAL = ("*", "*")
-
-
 def _grouped(
-    conn: Connection, where: ColumnElement[bool], *, with_total: bool = False, **metrics: Any
+    conn: Connection, where: ColumnElement[bool], *, rounds: bool = False, **metrics: Any
 ) -> dict[tuple[str, str], dict[str, float]]:
-    """Metrics per (office, category); with_total adds the all-rows group under TOTAL in the same pass (PostgreSQL's
-    GROUPING SETS), for what cannot be summed from the groups, such as a median."""
-    t = Ticket.__table__.c  # type: ignore[attr-defined]
+    """Metrics per (office, category) over the tickets' current rounds, or with rounds=True over the finished
+    rounds of reopened tickets (each frozen with the office and category it ended under)."""
+    table = TicketRound.__table__ if rounds else Ticket.__table__  # type: ignore[attr-defined]
+    c = table.c
     columns = [m.label(k) for k, m in metrics.items()]
-    base = select(t.office, t.category, *columns).where(t.merged_into_id.is_(None), where)
-    if with_total:
-        sets = func.grouping_sets(tuple_(t.office, t.category), tuple_())
-        query = base.add_columns(func.grouping(t.office, t.category).label("is_total")).group_by(sets)
-    else:
-        query = base.group_by(t.office, t.category)
+    query = select(c.office, c.category, *columns).where(where)
+    if not rounds:
+        query = query.where(c.merged_into_id.is_(None))
     result = {}
-    for r in conn.execute(query):
-        key = TOTAL if with_total and r.is_total else (r.office or "", r.category or "")
-        result[key] = {k: float(r._mapping[k] or 0) for k in metrics}
+    for r in conn.execute(query.group_by(c.office, c.category)):
+        result[(r.office or "", r.category or "")] = {k: float(r._mapping[k] or 0) for k in metrics}
     return result
 
 
 def _open_at(t: Any, moment: dt.datetime) -> tuple[ColumnElement[bool], ...]:
-    """Disjoint conditions for "still open at `moment`" — never resolved, resolved only later, or resolved before
-    but reopened — each of which an index answers (partial index on unresolved, resolved_at, state)."""
-    return (
-        t.resolved_at.is_(None),
-        t.resolved_at >= moment,
-        and_(t.resolved_at < moment, t.state.in_(_REOPENED)),
-    )
+    """Disjoint conditions for "the current round is still open at `moment`": never resolved, or resolved only
+    later; each is answered by an index (partial index on unresolved, resolved_at). The round must also have
+    started by then (_started)."""
+    return (t.resolved_at.is_(None), t.resolved_at >= moment)
+
+
+def _started(t: Any, moment: dt.datetime) -> ColumnElement[bool]:
+    """The ticket's current round began before `moment`: it arrived by then, and a 重办 round was opened by then."""
+    return and_(t.created_at < moment, or_(t.reopen_count == 0, t.resolve_clock_start < moment))
+
+
+def _round_start(t: Any) -> Any:
+    """When the current round's clocks started: the original start (the hotline's received_at) or the 重办."""
+    return func.coalesce(t.resolve_clock_start, t.clock_start, t.created_at)
+
+
+def _sources(conn: Connection, make: Any, *, with_rounds: bool = True) -> list[dict[tuple[str, str], dict[str, float]]]:
+    """One metric's counts over the current rounds and over the finished rounds; `make(table_columns, is_round)`
+    returns the (where, metrics) pair for a source."""
+    t, r = Ticket.__table__.c, TicketRound.__table__.c  # type: ignore[attr-defined]
+    where, metrics = make(t, False)
+    parts = [_grouped(conn, where, **metrics)]
+    if with_rounds:
+        where, metrics = make(r, True)
+        parts.append(_grouped(conn, where, rounds=True, **metrics))
+    return parts
 
 
 def _ticket_counts(
     conn: Connection, rules: ServiceRules, lo: dt.datetime, hi: dt.datetime
 ) -> dict[tuple[str, str], dict[str, float]]:
-    """One narrow, index-backed query per clock: each reads only the rows its metric can count."""
+    """One narrow, index-backed query per clock and source: each reads only the rows its metric can count.
+
+    A reopened ticket's earlier rounds are counted from ticket_round, as they ended: a later 重办 never changes a
+    past period's figures."""
     t = Ticket.__table__.c  # type: ignore[attr-defined]
-    not_cancelled = t.state != State.cancelled
     solved_label, *others = rules.lifecycle.resolve_results
-    weights = case(*[(t.satisfaction == k, v) for k, v in rules.lifecycle.satisfaction.items()], else_=0.0)
-    still_open = and_(t.created_at < hi, not_cancelled, t.resolve_due < hi)
-    hours = hours_between(t.created_at, t.resolved_at)
-    # PostgreSQL computes the median in the same pass; elsewhere _medians does it with a window
-    median = {"median": func.percentile_cont(0.5).within_group(hours)} if conn.dialect.name == "postgresql" else {}
+
+    def live(c: Any, is_round: bool) -> ColumnElement[bool]:
+        return true() if is_round else c.state != State.cancelled
+
+    def resolved(c: Any, is_round: bool) -> tuple[ColumnElement[bool], dict[str, Any]]:
+        start = c.started_at if is_round else _round_start(c)
+        return _within(c.resolved_at, lo, hi), {
+            "resolved": func.count(),
+            "on_time": _count(c.resolved_at <= c.resolve_due),
+            "solved": _count(c.resolve_result == solved_label),
+            "explained": _count(c.resolve_result.in_(others or ["-"])),
+            "hours_sum": func.sum(hours_between(start, c.resolved_at)),
+        }
+
+    def due(c: Any, is_round: bool) -> tuple[ColumnElement[bool], dict[str, Any]]:
+        return and_(_within(c.resolve_due, lo, hi), live(c, is_round)), {"due": func.count()}
+
+    def contact(c: Any, is_round: bool) -> tuple[ColumnElement[bool], dict[str, Any]]:
+        on_time = and_(c.first_contact_at.is_not(None), c.first_contact_at <= c.first_contact_due)
+        where = and_(_within(c.first_contact_due, lo, hi), live(c, is_round))
+        return where, {"contact_due": func.count(), "contact_on_time": _count(on_time)}
+
+    def rated(c: Any, is_round: bool) -> tuple[ColumnElement[bool], dict[str, Any]]:
+        weights = case(*[(c.satisfaction == k, v) for k, v in rules.lifecycle.satisfaction.items()], else_=0.0)
+        where = and_(_within(c.followed_up_at, lo, hi), c.satisfaction.is_not(None))
+        return where, {"rated": func.count(), "satisfaction_sum": func.sum(weights)}
+
+    r = TicketRound.__table__.c  # type: ignore[attr-defined]
+    still_open = and_(_started(t, hi), t.state != State.cancelled, t.resolve_due < hi)
+    # a finished round was still open at the period end when it was resolved only after it
+    round_open = and_(r.started_at < hi, r.resolve_due < hi, r.resolved_at >= hi)
     parts = [
         _grouped(conn, _within(t.received_at, lo, hi), received=func.count()),
-        _grouped(
-            conn,
-            _within(t.resolved_at, lo, hi),
-            resolved=func.count(),
-            on_time=_count(t.resolved_at <= t.resolve_due),
-            solved=_count(t.resolve_result == solved_label),
-            explained=_count(t.resolve_result.in_(others or ["-"])),
-            hours_sum=func.sum(hours),
-            with_total=bool(median),
-            **median,
-        ),
-        _grouped(conn, and_(_within(t.resolve_due, lo, hi), not_cancelled), due=func.count()),
-        _grouped(
-            conn,
-            and_(_within(t.first_contact_due, lo, hi), not_cancelled),
-            contact_due=func.count(),
-            contact_on_time=_count(and_(t.first_contact_at.is_not(None), t.first_contact_at <= t.first_contact_due)),
-        ),
-        _grouped(
-            conn,
-            and_(_within(t.followed_up_at, lo, hi), t.satisfaction.is_not(None)),
-            rated=func.count(),
-            satisfaction_sum=func.sum(weights),
-        ),
+        *_sources(conn, resolved),
+        *_sources(conn, due),
+        *_sources(conn, contact),
+        *_sources(conn, rated),
         *[_grouped(conn, and_(still_open, part), overdue_open=func.count()) for part in _open_at(t, hi)],
+        _grouped(conn, round_open, rounds=True, overdue_open=func.count()),
     ]
     merged: dict[tuple[str, str], dict[str, float]] = defaultdict(dict)
     for part in parts:
@@ -206,34 +226,48 @@ def _event_counts(conn: Connection, lo: dt.datetime, hi: dt.datetime) -> dict[tu
     }
 
 
-def _medians(
-    conn: Connection, lo: dt.datetime, hi: dt.datetime, grouped: bool, office: str | None = None
-) -> dict[tuple[str, str], float]:
-    """Median hours to resolve: PostgreSQL's percentile_cont, elsewhere the middle rows of a window (same value)."""
-    t = Ticket.__table__.c  # type: ignore[attr-defined]
-    mine = t.office == office if office else true()
-    if conn.dialect.name == "postgresql":
-        hours_pg = hours_between(t.created_at, t.resolved_at)
-        median = func.percentile_cont(0.5).within_group(hours_pg)
-        where = and_(_within(t.resolved_at, lo, hi), t.merged_into_id.is_(None), mine)
-        if grouped:
-            rows = conn.execute(select(t.office, t.category, median).where(where).group_by(t.office, t.category))
-            return {(o or "", c or ""): float(m) for o, c, m in rows}
-        value = conn.execute(select(median).where(where)).scalar_one()
-        return {} if value is None else {("", ""): float(value)}
-    keys = [t.office, t.category] if grouped else [literal("").label("office"), literal("").label("category")]
-    partition = [t.office, t.category] if grouped else []
-    hours = hours_between(t.created_at, t.resolved_at)
-    inner = (
-        select(
-            *keys,
-            hours.label("h"),
-            func.row_number().over(partition_by=partition, order_by=hours).label("rn"),
-            func.count().over(partition_by=partition).label("cnt"),
-        )
-        .where(_within(t.resolved_at, lo, hi), t.merged_into_id.is_(None), mine)
-        .subquery()
+def _resolutions(lo: dt.datetime, hi: dt.datetime, office: str | None) -> Subquery:
+    """Every round resolved in the period, current or finished, with its hours from the round's start."""
+    t, r = Ticket.__table__.c, TicketRound.__table__.c  # type: ignore[attr-defined]
+    current = select(t.office, t.category, hours_between(_round_start(t), t.resolved_at).label("h")).where(
+        _within(t.resolved_at, lo, hi), t.merged_into_id.is_(None), t.office == office if office else true()
     )
+    finished = select(r.office, r.category, hours_between(r.started_at, r.resolved_at).label("h")).where(
+        _within(r.resolved_at, lo, hi), r.office == office if office else true()
+    )
+    return union_all(current, finished).subquery()
+
+
+def _medians(
+    conn: Connection, lo: dt.datetime, hi: dt.datetime, office: str | None = None
+) -> tuple[dict[tuple[str, str], float], float | None]:
+    """Median hours to resolve per (office, category) and overall: PostgreSQL's percentile_cont over GROUPING SETS
+    in one pass, elsewhere the middle rows of a window (same values)."""
+    u = _resolutions(lo, hi, office)
+    if conn.dialect.name == "postgresql":
+        median = func.percentile_cont(0.5).within_group(u.c.h)
+        sets = func.grouping_sets(tuple_(u.c.office, u.c.category), tuple_())
+        query = select(u.c.office, u.c.category, func.grouping(u.c.office, u.c.category).label("total"), median)
+        grouped: dict[tuple[str, str], float] = {}
+        overall = None
+        for o, c, total, m in conn.execute(query.group_by(sets)):
+            if total:
+                overall = None if m is None else float(m)
+            else:
+                grouped[(o or "", c or "")] = float(m)
+        return grouped, overall
+    return _window_medians(conn, u, grouped=True), _window_medians(conn, u, grouped=False).get(("", ""))
+
+
+def _window_medians(conn: Connection, u: Subquery, *, grouped: bool) -> dict[tuple[str, str], float]:
+    keys = [u.c.office, u.c.category] if grouped else [literal("").label("office"), literal("").label("category")]
+    partition = [u.c.office, u.c.category] if grouped else []
+    inner = select(
+        *keys,
+        u.c.h,
+        func.row_number().over(partition_by=partition, order_by=u.c.h).label("rn"),
+        func.count().over(partition_by=partition).label("cnt"),
+    ).subquery()
     middle = inner.c.rn.in_([(inner.c.cnt + 1) // 2, (inner.c.cnt + 2) // 2])
     query = (
         select(inner.c.office, inner.c.category, func.avg(inner.c.h))
@@ -289,7 +323,7 @@ def _local_date_sqlite(element: local_date, compiler: Any, **kw: Any) -> str:
 def _per_day(
     conn: Connection, column: Any, where: ColumnElement[bool], offset: int, **extra: Any
 ) -> dict[tuple[str, str], dict[str, int]]:
-    """Counts per (category, local day), plus any extra conditional counts."""
+    """Counts per (the ticket's category, local day of `column`), plus any extra conditional counts."""
     t = Ticket.__table__.c  # type: ignore[attr-defined]
     day = local_date(column, literal(offset))
     query = select(t.category, day.label("day"), func.count().label("n"), *[v.label(k) for k, v in extra.items()])
@@ -297,16 +331,24 @@ def _per_day(
     return {(r.category, str(r.day)): {k: int(r._mapping[k] or 0) for k in ("n", *extra)} for r in rows}
 
 
+def _add(into: dict[tuple[str, str], dict[str, int]], more: dict[tuple[str, str], dict[str, int]]) -> None:
+    for key, counts in more.items():
+        for name, n in counts.items():
+            into.setdefault(key, {})[name] = into.get(key, {}).get(name, 0) + n
+
+
 def ledger(
     conn: Connection, rules: ServiceRules, start: dt.date, end: dt.date, office: str | None = None
 ) -> list[LedgerLine]:
-    """动态清零 ledger for the clearance categories: per day open at day end, new, closed, 回潮.
+    """动态清零 ledger for the clearance categories: per day open at day end, new, reopened, closed, 回潮.
 
-    Five grouped queries whatever the period and the number of categories: open at the start, then new (with 回潮)
-    and closed per category and day. Open at a day's end = open at the start + new so far − closed so far; a
-    reopened ticket was never cleared.
+    A fixed number of grouped queries whatever the period and the number of categories: open at the start, then
+    new (with 回潮), reopened and closed per category and day. Open at a day's end = open at the start + new and
+    reopened so far − closed so far. Each 办结 closes a round; a 重办 opens the next (ticket_round keeps the
+    finished ones), so a past day's line does not change when a ticket is reopened later. Every figure is filed
+    under the ticket's current category and office, so the line always adds up.
     """
-    t = Ticket.__table__.c  # type: ignore[attr-defined]
+    t, r = Ticket.__table__.c, TicketRound.__table__.c  # type: ignore[attr-defined]
     codes = [c for c, cat in rules.categories.items() if cat.clearance]
     if not codes:
         return []
@@ -317,10 +359,14 @@ def ledger(
     counted = and_(t.category.in_(codes), t.merged_into_id.is_(None), t.state != State.cancelled)
     if office:
         counted = and_(counted, t.office == office)
+    of_counted = and_(r.ticket_id == t.id, counted)
     opening: dict[str, int] = defaultdict(int)
-    for part in _open_at(t, lo):
-        query = select(t.category, func.count()).where(counted, t.created_at < lo, part).group_by(t.category)
-        for code, n in conn.execute(query):
+    open_queries = [
+        *[select(t.category, func.count()).where(counted, _started(t, lo), part) for part in _open_at(t, lo)],
+        select(t.category, func.count()).where(of_counted, r.started_at < lo, r.resolved_at >= lo),
+    ]
+    for query in open_queries:
+        for code, n in conn.execute(query.group_by(t.category)):
             opening[code] += int(n)
     new = _per_day(
         conn,
@@ -329,22 +375,23 @@ def ledger(
         offset,
         recurrence=_count(t.recurrence.is_(True)),
     )
-    closed = _per_day(
-        conn, t.resolved_at, and_(counted, t.state.not_in(_REOPENED), _within(t.resolved_at, lo, hi)), offset
-    )
+    reopened = _per_day(conn, r.ended_at, and_(of_counted, _within(r.ended_at, lo, hi)), offset)
+    closed = _per_day(conn, t.resolved_at, and_(counted, _within(t.resolved_at, lo, hi)), offset)
+    _add(closed, _per_day(conn, r.resolved_at, and_(of_counted, _within(r.resolved_at, lo, hi)), offset))
     result: list[LedgerLine] = []
     for code in codes:
         days: list[LedgerDay] = []
         open_now, day = opening[code], start
         while day <= end:
             key = (code, day.isoformat())
-            fresh, gone = new.get(key, {}), closed.get(key, {})
-            open_now += fresh.get("n", 0) - gone.get("n", 0)
+            fresh, again, gone = new.get(key, {}), reopened.get(key, {}), closed.get(key, {})
+            open_now += fresh.get("n", 0) + again.get("n", 0) - gone.get("n", 0)
             days.append(
                 LedgerDay(
                     date=key[1],
                     open=open_now,
                     new=fresh.get("n", 0),
+                    reopened=again.get("n", 0),
                     closed=gone.get("n", 0),
                     recurrence=fresh.get("recurrence", 0),
                 )
@@ -364,10 +411,7 @@ def daily_report(
     for source in (_ticket_counts(conn, rules, lo, hi), _event_counts(conn, lo, hi)):
         for key, values in source.items():
             merged[key].update(values)
-    overall_pg = merged.pop(TOTAL, {}).get("median")
-    medians = {key: counts.pop("median") for key, counts in merged.items() if "median" in counts}
-    if conn.dialect.name != "postgresql":
-        medians = _medians(conn, lo, hi, grouped=True)
+    medians, overall = _medians(conn, lo, hi, office=office)
     rows: list[ReportRow] = []
     totals: dict[str, float] = defaultdict(float)
     for (office_code, category), counts in sorted(merged.items()):
@@ -386,12 +430,6 @@ def daily_report(
                 **_finish(counts, medians.get((office_code, category))),
             )
         )
-    if office:
-        overall = _medians(conn, lo, hi, grouped=False, office=office).get(("", ""))
-    elif conn.dialect.name == "postgresql":
-        overall = overall_pg
-    else:
-        overall = _medians(conn, lo, hi, grouped=False).get(("", ""))
     return DailyReport(
         period=Period(start=start.isoformat(), end=end.isoformat(), timezone=rules.timezone),
         generated_at=utcnow().replace(microsecond=0).isoformat(),

@@ -362,6 +362,66 @@ class TicketEvent(SQLModel, table=True):
     data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
 
 
+class TicketRound(SQLModel, table=True):
+    """One finished round of a ticket's clocks (docs/DEADLINES.md#重办): archived when a 重办 starts the next round.
+
+    The ticket's own columns hold the round in progress; each reopened round is kept here, frozen, so a past
+    period's figures (办结, 按时办结, 应办结, 先行联系, 满意, 超期未办结) do not change when the ticket is reopened
+    later.
+    """
+
+    __tablename__ = "ticket_round"
+    __table_args__ = (
+        UniqueConstraint("ticket_id", "round", name="uq_ticket_round"),
+        Index("ix_ticket_round_resolved_at", "resolved_at"),
+        Index("ix_ticket_round_resolve_due", "resolve_due"),
+        Index("ix_ticket_round_first_contact_due", "first_contact_due"),
+        Index("ix_ticket_round_followed_up_at", "followed_up_at"),
+        Index("ix_ticket_round_ended_at", "ended_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    ticket_id: int = Field(foreign_key="ticket.id")
+    # 0 is the original round, n the n-th 重办
+    round: int
+    office: str | None = Field(default=None, max_length=64)
+    category: str | None = Field(default=None, max_length=64)
+    started_at: dt.datetime = Field(sa_type=UTCDateTime)
+    first_contact_due: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    first_contact_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    resolve_due: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    resolved_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    resolve_result: str | None = Field(default=None, max_length=16)
+    resolve_note: str | None = Field(default=None, max_length=2000)
+    supervised_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    supervise_due: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    satisfaction: str | None = Field(default=None, max_length=16)
+    followed_up_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # the 重办 that ended this round and started the next
+    ended_at: dt.datetime = Field(sa_type=UTCDateTime)
+    # rounds rebuilt from the timeline for tickets reopened before revision 0009: deadlines approximated
+    reconstructed: bool = False
+
+
+class TicketRoundPublic(SQLModel):
+    round: int
+    office: str | None
+    category: str | None
+    started_at: dt.datetime
+    first_contact_due: dt.datetime | None
+    first_contact_at: dt.datetime | None
+    resolve_due: dt.datetime | None
+    resolved_at: dt.datetime | None
+    resolve_result: str | None
+    resolve_note: str | None
+    supervised_at: dt.datetime | None
+    supervise_due: dt.datetime | None
+    satisfaction: str | None
+    followed_up_at: dt.datetime | None
+    ended_at: dt.datetime
+    reconstructed: bool
+
+
 class TicketEventPublic(SQLModel):
     id: int
     at: dt.datetime
@@ -377,6 +437,8 @@ class TicketEventPublic(SQLModel):
 class TicketDetail(TicketPublic):
     classification: dict[str, Any]
     timeline: list[TicketEventPublic]
+    # earlier rounds of a reopened ticket, oldest first; the ticket's own fields are the current round
+    rounds: list[TicketRoundPublic] = []
 
 
 class TicketPage(SQLModel):

@@ -19,8 +19,8 @@ from service.tickets.models import (
     TicketPage,
     TicketPublic,
 )
-from service.tickets.service import Actor, TicketFilter, get_ticket, list_tickets, timeline
-from service.tickets.visibility import event_view, public_view
+from service.tickets.service import Actor, TicketFilter, get_ticket, list_tickets, rounds, timeline
+from service.tickets.visibility import event_view, public_view, round_view
 
 router = APIRouter(prefix="/api/v1/tickets", tags=["工单"])
 
@@ -53,11 +53,12 @@ def list_route(
 def detail_route(
     session: SessionDep, user: CurrentUser, ticket_id: Annotated[int, Path(ge=1, le=2**62)]
 ) -> TicketDetail:
-    """One ticket with its classification explanation and timeline."""
+    """One ticket with its classification explanation, timeline and earlier rounds."""
     ticket = get_ticket(session=session, ticket_id=ticket_id, actor=Actor.of(user))
     events = [event_view(e, ticket, user) for e in timeline(session=session, ticket_id=ticket_id)]
+    earlier = [round_view(r, ticket, user) for r in rounds(session=session, ticket_id=ticket_id)]
     public = public_view(ticket, user)
-    return TicketDetail(**public.model_dump(), classification=ticket.classification, timeline=events)
+    return TicketDetail(**public.model_dump(), classification=ticket.classification, timeline=events, rounds=earlier)
 
 
 def _act(

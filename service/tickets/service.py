@@ -16,7 +16,7 @@ from service.clock import utcnow
 from service.errors import (
     NotFoundError,
 )
-from service.tickets.models import OPEN_STATES, Ticket, TicketEvent
+from service.tickets.models import OPEN_STATES, Ticket, TicketEvent, TicketRound
 from service.tickets.statemachine import SYSTEM
 
 log = logging.getLogger(__name__)
@@ -63,6 +63,12 @@ def get_ticket(*, session: Session, ticket_id: int, actor: Actor) -> Ticket:
 
 def timeline(*, session: Session, ticket_id: int) -> list[TicketEvent]:
     statement = select(TicketEvent).where(TicketEvent.ticket_id == ticket_id).order_by(col(TicketEvent.id))
+    return list(session.exec(statement))
+
+
+def rounds(*, session: Session, ticket_id: int) -> list[TicketRound]:
+    """The finished rounds of a reopened ticket, oldest first."""
+    statement = select(TicketRound).where(TicketRound.ticket_id == ticket_id).order_by(col(TicketRound.round))
     return list(session.exec(statement))
 
 

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from service.auth.models import Role, User
 from service.redaction import coarse_address, mask_phone, redact
-from service.tickets.models import Ticket, TicketEvent, TicketEventPublic, TicketPublic
+from service.tickets.models import (
+    Ticket,
+    TicketEvent,
+    TicketEventPublic,
+    TicketPublic,
+    TicketRound,
+    TicketRoundPublic,
+)
 from service.tickets.statemachine import label
 
 
@@ -37,4 +44,13 @@ def event_view(event: TicketEvent, ticket: Ticket, user: User) -> TicketEventPub
     names = (ticket.caller_name,) if ticket.caller_name else ()
     public.note = redact(public.note, names=names) or public.note
     public.data = {k: redact(v, names=names) if isinstance(v, str) else v for k, v in public.data.items()}
+    return public
+
+
+def round_view(past: TicketRound, ticket: Ticket, user: User) -> TicketRoundPublic:
+    """An earlier round as `user` may read it: its 办结 note is free text, redacted like the ticket's."""
+    public = TicketRoundPublic.model_validate(past, from_attributes=True)
+    if not may_see_personal_data(user, ticket):
+        names = (ticket.caller_name,) if ticket.caller_name else ()
+        public.resolve_note = redact(public.resolve_note, names=names) or public.resolve_note
     return public

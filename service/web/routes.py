@@ -37,10 +37,10 @@ from service.labels import LIGHTS, SYSTEM_ACTIONS, zh
 from service.reports.models import LedgerLine, ReportRow
 from service.reports.period import check_period
 from service.state import AppState
-from service.tickets.models import ACTION_BODIES, STATE_LABELS, State, Ticket, TicketEvent
-from service.tickets.service import Actor, TicketFilter, get_ticket, matching_tickets, timeline
+from service.tickets.models import ACTION_BODIES, STATE_LABELS, State, Ticket, TicketEvent, TicketRoundPublic
+from service.tickets.service import Actor, TicketFilter, get_ticket, matching_tickets, rounds, timeline
 from service.tickets.statemachine import TRANSITIONS, label
-from service.tickets.visibility import event_view, public_view
+from service.tickets.visibility import event_view, public_view, round_view
 from service.web import session as web_session
 from service.web.forms import ACTION_BUTTONS, FORM_FIELDS, FormProblem, domain_problem, parse_action
 
@@ -466,6 +466,7 @@ def ticket_page(request: Request, ticket_ref: str, web: WebUser, session: Sessio
         }
         for e in history
     ]
+    earlier = [_round_row(round_view(r, ticket, user), zone) for r in rounds(session=session, ticket_id=ticket_id)]
     allowed = [
         a
         for a, t in TRANSITIONS.items()
@@ -482,6 +483,7 @@ def ticket_page(request: Request, ticket_ref: str, web: WebUser, session: Sessio
         text=highlight(view.content, words),
         title=highlight(view.title, words),
         events=events,
+        rounds=earlier,
         allowed=allowed,
         rules=state.rules,
         classification=ticket.classification,
@@ -490,6 +492,26 @@ def ticket_page(request: Request, ticket_ref: str, web: WebUser, session: Sessio
         called=_local(ticket.received_at, zone),
         buttons=ACTION_BUTTONS,
     )
+
+
+def _verdict(done: dt.datetime | None, due: dt.datetime | None, missed: str) -> str:
+    if done is None:
+        return missed
+    return "按时" if due is None or done <= due else "超时"
+
+
+def _round_row(past: TicketRoundPublic, zone: ZoneInfo) -> dict[str, Any]:
+    """An earlier round as the ticket page shows it: its deadlines, what was done, and the verdicts."""
+    return {
+        "name": "原办理" if past.round == 0 else f"第 {past.round} 次重办",
+        "span": f"{_local(past.started_at, zone)} — {_local(past.ended_at, zone)}",
+        "contact": f"{_local(past.first_contact_due, zone)}"
+        f"（{_verdict(past.first_contact_at, past.first_contact_due, '未记录先行联系')}）",
+        "resolve": f"{_local(past.resolve_due, zone)}（{_verdict(past.resolved_at, past.resolve_due, '未办结')}）",
+        "result": f"{past.resolve_result}：{past.resolve_note}" if past.resolve_result else "—",
+        "satisfaction": past.satisfaction or "—",
+        "reconstructed": past.reconstructed,
+    }
 
 
 def _current_evidence(ticket: Ticket, history: list[TicketEvent], user: User, state: AppState) -> dict[str, Any] | None:

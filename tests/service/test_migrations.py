@@ -10,7 +10,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine
-from sqlmodel import Session, SQLModel
+from sqlmodel import Session, SQLModel, select
 
 import service.auth.models
 import service.learning.models
@@ -19,7 +19,7 @@ import service.reports.models
 import service.tickets.models
 from service.db import MIGRATIONS, normalize_url, upgrade
 from service.state import AppState
-from service.tickets.models import Ticket, TicketEvent
+from service.tickets.models import Ticket, TicketEvent, TicketRound
 from tests.conftest import receive
 
 _ = (
@@ -86,3 +86,58 @@ def test_0008_gives_escalated_tickets_back_their_original_deadline(state: AppSta
         assert row.resolve_due == original and row.supervise_due == supervised
         assert row.clock_start == row.created_at
         assert (row.state, row.needs_review) == ("pending_review", True)  # was `returned`
+
+
+def test_0009_rebuilds_the_rounds_of_tickets_reopened_before_it(state: AppState) -> None:
+    """Before 0009 a 重办 overwrote the round; 0009 rebuilds the finished round from the timeline."""
+    when = dt.datetime(2026, 11, 2, 1, tzinfo=dt.UTC)
+    ticket = receive(state, "MIG9", when, "上南路人行道地砖翘起来一大片，绊倒过好几个人。")
+    contacted, resolved, reopened = (when + dt.timedelta(hours=h) for h in (2, 200, 220))
+    reopen_due = reopened + dt.timedelta(days=3)
+    steps = [
+        ("contact", contacted, "contacted", {"on_time": True}, None),
+        ("resolve", resolved, "resolved", {"result": "实际解决", "on_time": False}, "已修复"),
+        ("follow-up", reopened, "reopened", {"satisfaction": "不满意"}, None),
+    ]
+    with Session(state.engine) as s:
+        row = s.get(Ticket, ticket.id)
+        assert row is not None and row.id is not None
+        for action, at, to, data, note in steps:
+            s.add(
+                TicketEvent(
+                    ticket_id=row.id,
+                    at=at,
+                    actor="x",
+                    actor_role="office",
+                    action=action,
+                    to_state=to,
+                    office=row.office,
+                    category=row.category,
+                    data=data,
+                    note=note,
+                )
+            )
+        # what the old 重办 left on the ticket: the first 办结 kept, the contact cleared, the deadline replaced
+        row.state, row.reopen_count, row.resolve_due, row.resolve_clock_start = "accepted", 1, reopen_due, reopened
+        row.resolved_at, row.resolve_result, row.resolve_note = resolved, "实际解决", "已修复"
+        row.satisfaction, row.followed_up_at, row.first_contact_at = "不满意", reopened, None
+        s.add(row)
+        s.commit()
+    url = str(state.engine.url.render_as_string(hide_password=False))
+    state.engine.dispose()
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("sqlalchemy.url", normalize_url(url))
+    command.downgrade(config, "0008")
+    upgrade(url)
+    with Session(state.engine) as s:
+        row = s.get(Ticket, ticket.id)
+        (first,) = s.exec(select(TicketRound).where(TicketRound.ticket_id == ticket.id)).all()
+        assert row is not None
+        assert (row.resolved_at, row.resolve_result, row.satisfaction, row.first_contact_at) == (None,) * 4
+        assert row.first_contact_due == reopen_due  # the stale original contact deadline is not owed again
+    assert (first.round, first.reconstructed, first.started_at, first.ended_at) == (0, True, when, reopened)
+    assert (first.first_contact_at, first.first_contact_due) == (contacted, contacted)  # on time
+    assert (first.resolved_at, first.resolve_result, first.resolve_note) == (resolved, "实际解决", "已修复")
+    assert first.resolve_due is not None and first.resolve_due < resolved  # late, as recorded
+    assert (first.satisfaction, first.followed_up_at) == ("不满意", reopened)

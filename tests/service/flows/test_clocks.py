@@ -4,13 +4,19 @@ office on a simulated clock, with hand-computed deadlines (November 2026 has no 
 from __future__ import annotations
 
 import datetime as dt
+import json
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlmodel import Session, select
+from typer.testing import CliRunner
 
+from service.cli import app
 from service.flows.sweep import sweep
+from service.notify.models import Alert
 from service.state import AppState
 from tests.conftest import auth, payload, post_ticket, token_for
 from tests.service.web.test_sessions import login
@@ -225,3 +231,92 @@ def test_the_readme_worked_example_across_national_day(desk: Desk) -> None:
     desk.act("2026-10-21 10:00", office, tid, "resolve", result="实际解决", note="已协调物业清理")
     day = desk.report("2026-10-21")
     assert (day["resolved"], day["on_time"]) == (1, 0)
+
+
+def _alerts(state: AppState, tid: int) -> list[tuple[str, str, int]]:
+    with Session(state.engine) as s:
+        rows = s.exec(select(Alert.clock, Alert.kind, Alert.round).where(Alert.ticket_id == tid)).all()
+    return sorted((str(c), str(k), int(r)) for c, k, r in rows)
+
+
+def test_reopen_starts_new_clocks_and_keeps_the_first_round(desk: Desk) -> None:
+    """Item 2: 重办 starts a 先行联系 and a 办结 clock of its own; the first round stays as it ended."""
+    t = _dispatched(desk, desk.take_in("2026-11-02 09:00", kind="投诉"), "2026-11-02 09:05")
+    tid, office = t["id"], t["office"]
+    desk.act("2026-11-02 10:00", office, tid, "accept")
+    desk.act("2026-11-02 11:00", office, tid, "contact")
+    desk.act("2026-11-04 15:00", office, tid, "resolve", result="实际解决", note="已拆除隔断")
+    before = [desk.report(day) for day in ("2026-11-02", "2026-11-03", "2026-11-04")]
+    assert before[1]["contact_rate"] == 1.0 and before[2]["on_time_rate"] == 1.0
+    desk.act("2026-11-05 10:00", "dispatcher", tid, "follow-up", satisfaction="不满意")
+    again = desk.ticket(tid)
+    assert again["state"] == "reopened" and again["reopen_count"] == 1
+    assert again["first_contact_at"] is None and again["resolved_at"] is None
+    # 群租: first action within 24 hours of the 重办, inside its 3-working-day 办结 clock (Tuesday 11-10 10:00)
+    assert local(again["first_contact_due"]) == "2026-11-06 10:00"
+    assert local(again["resolve_due"]) == "2026-11-10 10:00"
+    (first,) = again["rounds"]
+    assert (first["round"], local(first["started_at"]), local(first["ended_at"])) == (
+        0,
+        "2026-11-02 09:00",
+        "2026-11-05 10:00",
+    )
+    assert local(first["first_contact_due"]) == "2026-11-03 09:00"
+    assert local(first["first_contact_at"]) == "2026-11-02 11:00"
+    assert local(first["resolve_due"]) == "2026-11-09 09:00" and local(first["resolved_at"]) == "2026-11-04 15:00"
+    assert first["satisfaction"] == "不满意" and first["resolve_note"] == "已拆除隔断"
+    login(desk.client, token_for(desk.state, "dispatcher"))
+    page = desk.client.get(f"/ui/tickets/{tid}").text
+    assert "历次办理" in page and "11-02 09:00 — 11-05 10:00" in page
+    assert "11-03 09:00（按时）" in page and "11-09 09:00（按时）" in page and "实际解决：已拆除隔断" in page
+    desk.sweep("2026-11-05 10:05")  # the new contact clock is green: no alert fires at once
+    assert _alerts(desk.state, tid) == []
+    assert [desk.report(day) | {"generated_at": None} for day in ("2026-11-02", "2026-11-03", "2026-11-04")] == [
+        b | {"generated_at": None} for b in before
+    ]
+    desk.sweep("2026-11-06 10:01")  # the round's own contact clock runs out
+    assert _alerts(desk.state, tid) == [("contact", "overdue", 1)]
+    desk.act("2026-11-06 11:00", office, tid, "accept")
+    desk.act("2026-11-06 14:00", office, tid, "contact")
+    desk.act("2026-11-09 16:00", office, tid, "resolve", result="实际解决", note="复查已整改")
+    nov6, nov9 = desk.report("2026-11-06"), desk.report("2026-11-09")
+    assert (nov6["contact_due"], nov6["contact_on_time"]) == (1, 0)  # the second round's contact was late
+    # 11-09: the second 办结, on time against 11-10; the first round's deadline (11-09 09:00) falls due that day
+    assert (nov9["resolved"], nov9["on_time"], nov9["due"], nov9["overdue_open"]) == (1, 1, 1, 0)
+    assert desk.report("2026-11-04") | {"generated_at": None} == before[2] | {"generated_at": None}
+
+
+def test_a_past_days_report_is_the_same_after_a_later_reopen(
+    desk: Desk, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Item 7: `hotline report --date` for a past period gives the same figures before and after a later 重办 and
+    a second 办结 (the old code turned the late 办结 on time, dropped 应办结 and moved 办结量)."""
+    t = _dispatched(desk, desk.take_in("2026-11-02 09:00", kind="投诉"), "2026-11-02 09:05")
+    tid, office = t["id"], t["office"]
+    desk.act("2026-11-02 10:00", office, tid, "accept")
+    desk.act("2026-11-02 11:00", office, tid, "contact")
+    desk.act("2026-11-10 15:00", office, tid, "resolve", result="解释说明", note="已告知处理进度")  # late
+    monkeypatch.setenv("HOTLINE_DATABASE_URL", desk.state.engine.url.render_as_string(hide_password=False))
+    monkeypatch.setenv("HOTLINE_RULES", str(desk.state.settings.rules))
+    runner = CliRunner()
+
+    def cli_report() -> dict[str, Any]:
+        out = tmp_path / "report.json"
+        r = runner.invoke(app, ["report", "--date", "2026-11-09", "--end", "2026-11-10", "--out", str(out)])
+        assert r.exit_code == 0, r.output
+        data = json.loads(out.read_text(encoding="utf-8"))
+        return {"rows": data["rows"], "totals": data["totals"], "ledger": data["ledger"]}
+
+    before = cli_report()
+    totals = before["totals"]
+    assert (totals["resolved"], totals["on_time"], totals["due"], totals["overdue_open"]) == (1, 0, 1, 0)
+    assert desk.report("2026-11-09")["overdue_open"] == 1
+    desk.act("2026-11-12 10:00", "dispatcher", tid, "reopen", note="市民反映问题仍在")
+    assert cli_report() == before
+    desk.act("2026-11-12 11:00", office, tid, "accept")
+    desk.act("2026-11-12 14:00", office, tid, "contact")
+    desk.act("2026-11-13 16:00", office, tid, "resolve", result="实际解决", note="已清退")
+    assert cli_report() == before
+    assert desk.report("2026-11-09")["overdue_open"] == 1
+    later = desk.report("2026-11-13")
+    assert (later["resolved"], later["on_time"]) == (1, 1)

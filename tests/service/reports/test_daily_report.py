@@ -125,9 +125,9 @@ def test_ledger_counts_open_new_closed(fixture: AppState) -> None:
     renting = next(item for item in report["ledger"] if item["category"] == "group_renting")
     day15, day16 = renting["days"]
     # open at the end of 11-15: R2, R3, R4, R6 (R1, R5, R7 not yet received)
-    assert day15 == {"date": "2026-11-15", "open": 4, "new": 1, "closed": 0, "recurrence": 0}
-    # 11-16: R1 and R5 new; R1 and R3 closed (R2 was resolved but reopened: never cleared) → R2, R4, R5, R6
-    assert day16 == {"date": "2026-11-16", "open": 4, "new": 2, "closed": 2, "recurrence": 0}
+    assert day15 == {"date": "2026-11-15", "open": 4, "new": 1, "reopened": 0, "closed": 0, "recurrence": 0}
+    # 11-16: R1 and R5 new; R1, R2 and R3 closed, R2 reopened at its follow-up → R2, R4, R5, R6
+    assert day16 == {"date": "2026-11-16", "open": 4, "new": 2, "reopened": 1, "closed": 3, "recurrence": 0}
 
 
 def test_files_hold_the_same_numbers(fixture: AppState) -> None:
