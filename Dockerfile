@@ -39,6 +39,9 @@ COPY --from=builder /opt/hotline /opt/hotline
 # Owned by root and read-only for the service user: the running service must not be able to alter its own rules or model.
 COPY rules.yaml /app/rules.yaml
 COPY models/street/ /app/models/street/
+# the district profile: HOTLINE_RULES=/app/district-rules.yaml HOTLINE_MODEL=/app/models/district
+COPY examples/district-rules.yaml /app/district-rules.yaml
+COPY models/district/ /app/models/district/
 
 # Settings resolve relative paths against the working directory, so give the image absolute ones.
 # HOTLINE_SCHEDULER=0: several API containers run side by side; the jobs run in the one `hotline scheduler` container.

@@ -10,13 +10,14 @@ from typing import Annotated, Any
 
 import typer
 
-from classifier.artifact import ModelError, load_model
+from classifier.artifact import ModelError
 from classifier.config import Rules, RulesError, load_rules
 from classifier.data import REAL_SPLITS, DataError, Dataset, load_dataset, load_real, load_unlabelled
 from classifier.decision import Classifier, Decision
 from classifier.evaluate import cross_validate, evaluate_model
 from classifier.pipeline import PipelineParams
 from classifier.train import map_labels, pipeline_factory, train_model
+from classifier.twolevel import load_classifier
 
 RulesOpt = Annotated[Path, typer.Option("--rules", envvar="HOTLINE_RULES", help="规则文件 rules.yaml")]
 ModelOpt = Annotated[Path, typer.Option("--model", envvar="HOTLINE_MODEL", help="模型目录")]
@@ -47,16 +48,18 @@ def _rules(path: Path) -> Rules:
 
 def _classifier(model: Path, rules: Path) -> Classifier:
     try:
-        return Classifier(load_model(model), _rules(rules))
+        return load_classifier(model, _rules(rules))
     except ModelError as exc:
         raise _fail(str(exc)) from exc
 
 
 def train(
-    data: Annotated[Path, typer.Option("--data", help="训练数据 CSV / XLSX / JSONL")],
-    text_col: TextCols,
-    label_col: Annotated[str, typer.Option("--label-col", help="标签列（分类代码或分类名称）")],
     out: Annotated[Path, typer.Option("--out", help="输出模型目录，如 models/street")],
+    data: Annotated[
+        Path | None, typer.Option("--data", help="训练数据 CSV / XLSX / JSONL（有 --real 时可省略）")
+    ] = None,
+    text_col: Annotated[list[str] | None, typer.Option("--text-col", help="文本列（可多次给出）")] = None,
+    label_col: Annotated[str | None, typer.Option("--label-col", help="标签列（分类代码或分类名称）")] = None,
     rules: RulesOpt = Path("rules.yaml"),
     folds: Annotated[int, typer.Option("--cv", help="交叉验证折数")] = 5,
     params: Annotated[str | None, typer.Option("--params", help="超参数 JSON，如 '{\"c\": 0.5}'")] = None,
@@ -69,9 +72,16 @@ def train(
     With --real: the file's train split is added to the training data, its calib split sets the auto-dispatch
     threshold (rules: classifier.auto_dispatch_precision / _confidence), its test split is never read."""
     loaded_rules = _rules(rules)
+    if data is None and real is None:
+        raise _fail("请给出 --data FILE（及 --text-col、--label-col）或 --real FILE")
+    if data is not None and (not text_col or not label_col):
+        raise _fail("--data 需要 --text-col 和 --label-col")
     try:
-        dataset = load_dataset(data, text_cols=text_col, label_col=label_col)
-        extra = load_unlabelled(unlabelled, text_cols=text_col) if unlabelled else None
+        if data is not None:
+            dataset = load_dataset(data, text_cols=text_col or [], label_col=label_col)
+        else:
+            dataset = Dataset(texts=[], labels=[], sha256="", source="-")
+        extra = load_unlabelled(unlabelled, text_cols=text_col or []) if unlabelled else None
         chosen = PipelineParams(**json.loads(params)) if params else PipelineParams()
         real_data = load_real(real) if real else None
         card = train_model(

@@ -52,6 +52,10 @@ class KeywordRule(StrictModel):
 class Category(StrictModel):
     name: str = Field(min_length=1)
     office: str
+    # other offices that share the work (the plan names several lead units): shown with the decision
+    co_handlers: tuple[str, ...] = ()
+    # a sub-model (see `submodels`) that refines this category's tickets into finer categories
+    refine: str | None = None
     rules: tuple[KeywordRule, ...] = ()
     first_action_hours: float | None = Field(default=None, gt=0)
     clearance: bool = False
@@ -107,6 +111,17 @@ class ClassifierSettings(StrictModel):
     category_review: dict[str, Literal["always", "auto"]] = {}
 
 
+class Submodel(StrictModel):
+    """A second-level model: for tickets of the categories that name it in `refine`, it decides between finer
+    categories (e.g. the street taxonomy under a district's 城乡建设)."""
+
+    # the model directory, relative to the working directory like HOTLINE_MODEL
+    model: str = Field(min_length=1)
+    # the sub-model's classes that become categories of this file (defined in `categories`, with their office);
+    # its other classes (e.g. "other") keep the first-level category
+    categories: tuple[str, ...] = Field(min_length=1)
+
+
 class Urgency(StrictModel):
     keywords: tuple[str, ...] = ()
 
@@ -125,6 +140,7 @@ class Rules(StrictModel):
     classifier: ClassifierSettings = ClassifierSettings()
     urgency: Urgency = Urgency()
     places: Places = Places()
+    submodels: dict[str, Submodel] = {}
     # The service's sections: the service reads and validates them itself (service/rules.py, with line numbers);
     # the classifier takes them unread so that its commands accept the same file.
     deadlines: Any = None
@@ -158,6 +174,7 @@ class Rules(StrictModel):
         if self.classifier.fallback_category not in self.categories:
             msg = f"fallback_category「{self.classifier.fallback_category}」不是已定义的分类"
             problems.append((("classifier", "fallback_category"), msg))
+        problems.extend(self._check_submodels())
         for code in self.classifier.category_review:
             if code not in self.categories:
                 problems.append((("classifier", "category_review", code), f"「{code}」不是已定义的分类"))
@@ -167,6 +184,44 @@ class Rules(StrictModel):
             except re.error as exc:
                 problems.append((("classifier", "boilerplate", str(i)), f"正则表达式无效: {exc}"))
         return problems
+
+    def _check_submodels(self) -> list[tuple[tuple[str, ...], str]]:
+        problems: list[tuple[tuple[str, ...], str]] = []
+        second = self.second_level()
+        for code, category in self.categories.items():
+            for i, office in enumerate(category.co_handlers):
+                if office not in self.offices:
+                    problems.append(
+                        (("categories", code, "co_handlers", str(i)), f"协办单位「{office}」未在 offices 中定义")
+                    )
+            if category.refine is None:
+                continue
+            if category.refine not in self.submodels:
+                problems.append((("categories", code, "refine"), f"子模型「{category.refine}」未在 submodels 中定义"))
+            if code in second:
+                problems.append((("categories", code, "refine"), "第二级分类不能再指定子模型"))
+        for name, sub in self.submodels.items():
+            for i, code in enumerate(sub.categories):
+                if code not in self.categories:
+                    problems.append((("submodels", name, "categories", str(i)), f"「{code}」不是已定义的分类"))
+            if not any(c.refine == name for c in self.categories.values()):
+                problems.append((("submodels", name), f"没有分类以 refine: {name} 使用这个子模型"))
+        if self.classifier.fallback_category in second:
+            msg = "fallback_category 必须是第一级分类"
+            problems.append((("classifier", "fallback_category"), msg))
+        return problems
+
+    def second_level(self) -> set[str]:
+        """Categories that only a sub-model decides."""
+        return {code for sub in self.submodels.values() for code in sub.categories}
+
+    def first_level(self) -> Rules:
+        """This file as the first-level model sees it: without the sub-models' categories."""
+        second = self.second_level()
+        if not second:
+            return self
+        kept = {code: cat for code, cat in self.categories.items() if code not in second}
+        return self.model_copy(update={"categories": kept})
 
     def office_name(self, code: str) -> str:
         return self.offices[code].name

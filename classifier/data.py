@@ -121,12 +121,16 @@ class RealDataset:
     ids: list[str]
     sha256: str
     source: str
+    # the final category where it differs from the label: a two-level profile trains its first level on `label`
+    # and calibrates the combined decision against `target` (e.g. 城乡建设 → 群租)
+    targets: list[str] | None = None
 
-    def part(self, split: str, *, clear_only: bool = False) -> Dataset:
+    def part(self, split: str, *, clear_only: bool = False, targets: bool = False) -> Dataset:
         keep = [i for i, s in enumerate(self.splits) if s == split and (not clear_only or self.clarity[i] == "clear")]
+        labels = self.targets if targets and self.targets is not None else self.labels
         return Dataset(
             texts=[self.texts[i] for i in keep],
-            labels=[self.labels[i] for i in keep],
+            labels=[labels[i] for i in keep],
             sha256=self.sha256,
             source=f"{self.source}#{split}{'-clear' if clear_only else ''}",
         )
@@ -144,7 +148,7 @@ def load_real(path: str | Path) -> RealDataset:
     if not rows:
         raise DataError(f"{file} 没有数据行")
     _require(rows, ["id", "title", "content", "label", "split"], file)
-    out: dict[str, list[str]] = {k: [] for k in ("texts", "labels", "splits", "clarity", "ids")}
+    out: dict[str, list[str]] = {k: [] for k in ("texts", "labels", "splits", "clarity", "ids", "targets")}
     for number, row in enumerate(rows, start=1):
         split = row["split"].strip()
         if split not in REAL_SPLITS:
@@ -158,4 +162,8 @@ def load_real(path: str | Path) -> RealDataset:
         out["splits"].append(split)
         out["clarity"].append(row.get("clarity", "").strip() or "clear")
         out["ids"].append(row["id"])
-    return RealDataset(**out, sha256=hashlib.sha256(file.read_bytes()).hexdigest(), source=str(file))
+        out["targets"].append(row.get("target", "").strip() or row["label"].strip())
+    targets = out.pop("targets") if any(r.get("target", "").strip() for r in rows) else None
+    if targets is None:
+        out.pop("targets")
+    return RealDataset(**out, targets=targets, sha256=hashlib.sha256(file.read_bytes()).hexdigest(), source=str(file))

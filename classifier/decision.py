@@ -53,6 +53,12 @@ class Decision:
     # a high-precision (override) phrase decided the category, whatever its probability: show "由高精度关键词决定";
     # for the review threshold and office_confidence such a decision counts as at least override_confidence
     decided_by_override: bool = False
+    # the combined probability of every category (what `alternatives` shows the top of)
+    scores: dict[str, float] = field(default_factory=dict)
+    # two-level profiles: what each level decided (level, category, name, confidence, alternatives, model_version)
+    levels: list[dict[str, Any]] = field(default_factory=list)
+    # offices that share the work with `office` (the category's co_handlers)
+    co_handlers: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         # by hand: dataclasses.asdict deep-copies every value, which costs more than the decision itself
@@ -62,6 +68,9 @@ class Decision:
         fields["review_reasons"] = list(self.review_reasons)
         fields["urgent_keywords"] = list(self.urgent_keywords)
         fields["probabilities"] = dict(self.probabilities)
+        fields["scores"] = dict(self.scores)
+        fields["levels"] = [dict(level) for level in self.levels]
+        fields["co_handlers"] = list(self.co_handlers)
         return fields
 
 
@@ -101,15 +110,10 @@ class Classifier:
         except UnsupportedPipeline:
             self._fast = None
         self.auto_dispatch = _auto_dispatch(model, rules)
-        self._dispatch_threshold: float | None = None
         self._min_known = 0.0
         if self.auto_dispatch is not None:
             self._min_known = float(self.auto_dispatch.get("out_of_scope", {}).get("min_known_share", 0.0))
-        # a rules file without auto_dispatch_precision asks for no guarantee: only review_threshold applies
-        if self.auto_dispatch is not None and rules.classifier.auto_dispatch_precision is not None:
-            threshold = self.auto_dispatch.get("threshold")
-            # no certified threshold: nothing is dispatched without review
-            self._dispatch_threshold = float(threshold) if threshold is not None else math.inf
+        self._dispatch_threshold = dispatch_threshold(self.auto_dispatch, rules)
         self._always_review = {c for c, how in rules.classifier.category_review.items() if how == "always"}
 
     @property
@@ -177,6 +181,8 @@ class Classifier:
             known_share=round(known, 4),
             auto_eligible=eligible,
             decided_by_override=by_override,
+            scores={c: round(p, 4) for c, p in combined.items()},
+            co_handlers=list(self.rules.categories[category].co_handlers),
         )
 
     def _scope_reasons(self, category: str, known: float) -> list[str]:
@@ -192,19 +198,7 @@ class Classifier:
 
     def _threshold_reasons(self, office_confidence: float, eligible: bool) -> list[str]:
         """The calibrated auto-dispatch threshold, for tickets no other rule already sends to review."""
-        reasons: list[str] = []
-        threshold = self._dispatch_threshold
-        if threshold is not None and office_confidence < threshold and eligible:
-            if math.isinf(threshold):
-                reasons.append("模型未能在校准数据上证明自动派单的准确率，全部工单由派单员审核")
-            else:
-                assert self.auto_dispatch is not None
-                reasons.append(
-                    f"派单置信度 {office_confidence:.2f} 低于自动派单阈值 {threshold:.2f}"
-                    f"（该阈值保证自动派单科室准确率 ≥ {self.auto_dispatch['precision']:.0%}，"
-                    f"置信度 {self.auto_dispatch['confidence']:.0%}）"
-                )
-        return reasons
+        return threshold_reasons(self._dispatch_threshold, self.auto_dispatch, office_confidence, eligible)
 
     def _choose(
         self, match: RuleMatch, probs: dict[str, float], combined: dict[str, float], model_top: str
@@ -259,6 +253,32 @@ class Classifier:
             names = "、".join(self.rules.categories[c].name for c in match.overrides)
             reasons.append(f"多个高精度规则同时命中：{names}")
         return reasons
+
+
+def dispatch_threshold(auto_dispatch: dict[str, Any] | None, rules: Rules) -> float | None:
+    """The certified threshold to apply: None without a guarantee asked for, infinity when none was certified."""
+    # a rules file without auto_dispatch_precision asks for no guarantee: only review_threshold applies
+    if auto_dispatch is None or rules.classifier.auto_dispatch_precision is None:
+        return None
+    threshold = auto_dispatch.get("threshold")
+    # no certified threshold: nothing is dispatched without review
+    return float(threshold) if threshold is not None else math.inf
+
+
+def threshold_reasons(
+    threshold: float | None, auto_dispatch: dict[str, Any] | None, office_confidence: float, eligible: bool
+) -> list[str]:
+    """The review reason of the auto-dispatch threshold, for tickets no other rule already sends to review."""
+    if threshold is None or office_confidence >= threshold or not eligible:
+        return []
+    if math.isinf(threshold):
+        return ["模型未能在校准数据上证明自动派单的准确率，全部工单由派单员审核"]
+    assert auto_dispatch is not None
+    return [
+        f"派单置信度 {office_confidence:.2f} 低于自动派单阈值 {threshold:.2f}"
+        f"（该阈值保证自动派单科室准确率 ≥ {auto_dispatch['precision']:.0%}，"
+        f"置信度 {auto_dispatch['confidence']:.0%}）"
+    ]
 
 
 def contested(

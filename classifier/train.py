@@ -12,13 +12,14 @@ from sklearn.base import clone
 from sklearn.frozen import FrozenEstimator
 from sklearn.pipeline import Pipeline
 
-from classifier.artifact import LoadedModel, save_model
+from classifier.artifact import LoadedModel, ModelError, load_model, save_model
 from classifier.calibrate import conformal_lower_cutoff, grid_start, select_threshold
 from classifier.config import Rules
 from classifier.data import DataError, Dataset, RealDataset
 from classifier.decision import Classifier, Decision
 from classifier.evaluate import cross_validate, dispatch_summary, metrics
 from classifier.pipeline import PipelineParams, build_pipeline
+from classifier.twolevel import TwoLevelClassifier
 
 
 def map_labels(labels: Sequence[str], rules: Rules) -> list[str]:
@@ -77,7 +78,7 @@ def calibrate_dispatch(
     probe = {"precision": precision, "confidence": confidence, "threshold": 0.0, "out_of_scope": out_of_scope}
     classes = [str(c) for c in pipeline.classes_]
     model = LoadedModel(pipeline, {"model_version": "calib", "classes": classes, "auto_dispatch": probe}, Path("."))
-    decisions = Classifier(model, rules).decide_batch(calib.texts)
+    decisions = _calibration_classifier(model, rules).decide_batch(calib.texts)
     office = rules.category_office
     correct = [office(d.category) == office(y) for d, y in zip(decisions, calib_labels, strict=True)]
     start = grid_start(
@@ -119,6 +120,17 @@ def calibrate_dispatch(
     }
 
 
+def _calibration_classifier(model: LoadedModel, rules: Rules) -> Classifier:
+    """The decision the threshold guarantees: with sub-models, the combined two-level one."""
+    if not rules.submodels:
+        return Classifier(model, rules)
+    try:
+        subs = {name: load_model(sub.model) for name, sub in rules.submodels.items()}
+    except ModelError as exc:
+        raise DataError(f"两级模型校准需要子模型：{exc}") from exc
+    return TwoLevelClassifier(model, rules, subs)
+
+
 def train_model(
     data: Dataset,
     *,
@@ -137,8 +149,12 @@ def train_model(
     """Cross-validate, fit on all training data, calibrate auto-dispatch, save model.skops + card.json.
 
     With `real`, its train split joins `data` (weighted `real_weight`), its calib split sets the auto-dispatch
-    threshold, and its test split is not read at all."""
+    threshold, and its test split is not read at all.
+
+    With sub-models in the rules file, the model learns the first level only; the threshold is calibrated on the
+    combined two-level decision, against the calib split's `target` (the final category) where given."""
     params = params or PipelineParams()
+    full_rules, rules = rules, rules.first_level()
     labels = map_labels(data.labels, rules)
     texts = list(data.texts)
     weights = [1.0] * len(texts)
@@ -168,14 +184,15 @@ def train_model(
     auto_dispatch = None
     if real is not None and rules.classifier.auto_dispatch_precision is not None:
         pilot = [d for d in oof[len(data.texts) :] if d is not None]
-        calib = real.part("calib")
+        calib = real.part("calib", targets=True)
         auto_dispatch = calibrate_dispatch(
-            pipeline, rules, calib, pilot=pilot, calib_labels=map_labels(calib.labels, rules)
+            pipeline, full_rules, calib, pilot=pilot, calib_labels=map_labels(calib.labels, full_rules)
         )
     card = {
         "name": name,
         "trained_at": dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
         "rules_profile": rules.profile,
+        "submodels": {name: sub.model for name, sub in full_rules.submodels.items()} or None,
         "data": {
             "source": Path(data.source).name,
             "sha256": data.sha256,

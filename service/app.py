@@ -18,8 +18,8 @@ from pydantic import BaseModel
 from sqlalchemy.exc import InterfaceError, InternalError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from classifier.artifact import load_model
 from classifier.decision import Classifier
+from classifier.twolevel import load_classifier
 from service.db import STORAGE_MESSAGES, StorageProblem, make_engine, storage_problem
 from service.deadlines.service import DeadlinePolicy
 from service.errors import DomainError, InvalidInputError, http_status
@@ -49,7 +49,7 @@ def build_state(
     Already loaded rules and classifier may be passed in (tests share one across many apps)."""
     settings.check_safe()
     rules = rules or load_rules(settings.rules)
-    classifier = classifier or Classifier(load_model(settings.model), rules)
+    classifier = classifier or load_classifier(settings.model, rules)
     engine = make_engine(settings.database_url, pool_size=settings.db_pool_size)
     return AppState(
         settings=settings,

@@ -357,8 +357,7 @@ def demo(
 
     from sqlmodel import select
 
-    from classifier.artifact import load_model
-    from classifier.decision import Classifier
+    from classifier.twolevel import load_classifier
     from service import demo as demo_data
     from service.auth.models import User
     from service.auth.service import create_user, user_for_token
@@ -394,7 +393,7 @@ def demo(
         result = demo_data.generate(
             engine=engine,
             rules=rules,
-            classifier=lambda: Classifier(load_model(settings.model), rules),
+            classifier=lambda: load_classifier(settings.model, rules),
             policy=DeadlinePolicy(rules),
             texts=rows,
             count=tickets,

@@ -81,6 +81,9 @@ class Duplicates(StrictModel):
 
 class Reports(StrictModel):
     push_time: dt.time = dt.time(8, 30)
+    # 新增X动态监测: new tickets of these categories by 片区/街道 (places.grids) and week, with 回潮
+    monitor: tuple[str, ...] = ()
+    monitor_weeks: int = Field(default=8, ge=1, le=53)
 
 
 class AlertWindow(StrictModel):
@@ -139,6 +142,9 @@ class ServiceRules(Rules):
 
     def cross_check(self) -> list[tuple[tuple[str, ...], str]]:
         problems = super().cross_check()
+        for i, code in enumerate(self.reports.monitor):
+            if code not in self.categories:
+                problems.append((("reports", "monitor", str(i)), f"「{code}」不是已定义的分类"))
         unknown = [r for r in self.learning.misroute_reasons if r not in self.lifecycle.return_reasons]
         if unknown:
             problems.append((("learning", "misroute_reasons"), f"{unknown} 不在 lifecycle.return_reasons 中"))

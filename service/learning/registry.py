@@ -21,8 +21,9 @@ from sqlalchemy import select as sa_select
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from classifier.artifact import CARD_FILE, MODEL_FILE, ModelError, load_model
+from classifier.artifact import CARD_FILE, MODEL_FILE, ModelError
 from classifier.decision import Classifier
+from classifier.twolevel import load_classifier
 from service.errors import ConflictError, DomainError, NotFoundError
 from service.learning.models import ModelActivation
 from service.rules import ServiceRules
@@ -111,11 +112,11 @@ class ModelStore:
 def loadable(path: Path, rules: ServiceRules, version: str) -> Classifier:
     """Load a model as every API process will; refuses with a clear Chinese message."""
     try:
-        classifier = Classifier(load_model(path), rules)
+        classifier = load_classifier(path, rules)
     except ModelError as exc:
         raise ModelRefusedError(f"模型 {version} 无法加载，未启用：{exc}") from exc
-    if classifier.version != version:
-        raise ModelRefusedError(f"模型 {version} 的说明卡记录的版本是 {classifier.version}，与目录名不符，未启用")
+    if classifier.model.version != version:
+        raise ModelRefusedError(f"模型 {version} 的说明卡记录的版本是 {classifier.model.version}，与目录名不符，未启用")
     return classifier
 
 

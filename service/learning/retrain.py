@@ -24,7 +24,7 @@ from classifier.pipeline import PipelineParams
 from classifier.train import map_labels, train_model
 from service.learning.labels import training_labels
 from service.learning.models import RoutingLabel
-from service.learning.registry import ModelStore, current_version, loadable, promote
+from service.learning.registry import ModelRefusedError, ModelStore, current_version, loadable, promote
 from service.rules import LearningRules, ServiceRules
 
 log = logging.getLogger(__name__)
@@ -187,6 +187,11 @@ def retrain(
     notes: dict[str, Any] | None = None,
 ) -> RetrainResult:
     """Train a challenger, judge it against the active model and promote it when it wins (unless dry_run)."""
+    if rules.submodels:
+        # corrections name the final (second-level) category: retraining the first level from them would be wrong
+        raise ModelRefusedError(
+            "两级模型（规则文件含 submodels）暂不支持按派单员纠正自动重训；请按模型说明卡的命令重新训练"
+        )
     with Session(engine, expire_on_commit=False) as session:
         champion_version = current_version(session=session, store=store)
         labels = training_labels(session=session)

@@ -85,6 +85,32 @@ class Period(BaseModel):
     timezone: str
 
 
+class MonitorRow(BaseModel):
+    """One 片区/街道's new tickets of a monitored category, week by week (same order as MonitorLine.weeks)."""
+
+    grid: str
+    new: list[int]
+    recurrence: list[int]
+    total: int
+
+
+class MonitorLine(BaseModel):
+    """新增X动态监测: a monitored category's new tickets by area and week."""
+
+    category: str
+    name: str
+    # each week's Monday (local date), oldest first
+    weeks: list[str]
+    rows: list[MonitorRow]
+    totals: list[int]
+
+
+class MonitorReport(BaseModel):
+    end: str
+    timezone: str
+    lines: list[MonitorLine]
+
+
 class DailyReport(BaseModel):
     period: Period
     generated_at: str

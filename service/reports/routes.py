@@ -1,4 +1,4 @@
-"""Report API: the daily closure-rate report as JSON, CSV or XLSX."""
+"""Report API: the daily closure-rate report as JSON, CSV or XLSX, and the weekly 新增违建 monitor."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ from service.auth.models import Role
 from service.deps import CurrentUser, RulesDep, StateDep
 from service.errors import InvalidInputError
 from service.reports.export import to_csv, to_xlsx
+from service.reports.models import MonitorReport
 from service.reports.period import check_period
-from service.reports.service import load_report
+from service.reports.service import load_report, monitor
 
 router = APIRouter(prefix="/api/v1/reports", tags=["报表"])
 
@@ -54,3 +55,17 @@ def daily_route(
         )
 
     return Response(report.model_dump_json(), media_type="application/json")
+
+
+@router.get("/monitor", response_model=MonitorReport)
+def monitor_route(
+    user: CurrentUser,
+    rules: RulesDep,
+    state: StateDep,
+    end: Annotated[dt.date, Query(description="截止日期 YYYY-MM-DD：最后一周为含该日的一周")],
+    weeks: Annotated[int | None, Query(ge=1, le=53, description="周数，缺省取规则文件 reports.monitor_weeks")] = None,
+) -> MonitorReport:
+    """新增违建（等）动态监测: new tickets of the monitored categories by 片区/街道 and week."""
+    office = user.office if user.role == Role.office else None
+    with state.engine.connect() as conn:
+        return monitor(conn, rules, end, weeks, office=office)

@@ -18,7 +18,18 @@ from sqlalchemy.sql.expression import ColumnElement, FunctionElement, Subquery
 from sqlmodel import Session, col
 
 from service.clock import utcnow
-from service.reports.models import DailyReport, Figures, LedgerDay, LedgerLine, Period, ReportRow, ReportSnapshot
+from service.reports.models import (
+    DailyReport,
+    Figures,
+    LedgerDay,
+    LedgerLine,
+    MonitorLine,
+    MonitorReport,
+    MonitorRow,
+    Period,
+    ReportRow,
+    ReportSnapshot,
+)
 from service.rules import ServiceRules
 from service.tickets.models import State, Ticket, TicketEvent, TicketRound
 
@@ -450,3 +461,54 @@ def load_report(
                 return DailyReport.model_validate(stored.report)
     with engine.connect() as conn:
         return daily_report(conn, rules, start, end, office=office)
+
+
+UNPLACED = "未定位"
+
+
+def monitor(
+    conn: Connection, rules: ServiceRules, end: dt.date, weeks: int | None = None, office: str | None = None
+) -> MonitorReport:
+    """新增X动态监测 for the categories in `reports.monitor`: new tickets (by the hotline's received_at) per
+    片区/街道 and week (Monday to Sunday, local time), the last week being the one that holds `end`, with how many
+    of them were 回潮 (the same rule as the ledger's)."""
+    t = Ticket.__table__.c  # type: ignore[attr-defined]
+    codes = list(rules.reports.monitor)
+    count = weeks or rules.reports.monitor_weeks
+    zone = ZoneInfo(rules.timezone)
+    first = end - dt.timedelta(days=end.weekday() + 7 * (count - 1))
+    lo, hi = period_bounds(first, end, zone)
+    offset = int((lo.astimezone(zone).utcoffset() or dt.timedelta()).total_seconds() // 3600)
+    lines: list[MonitorLine] = []
+    if codes:
+        day = local_date(t.received_at, literal(offset))
+        where = and_(
+            t.category.in_(codes),
+            _within(t.received_at, lo, hi),
+            t.merged_into_id.is_(None),
+            t.state != State.cancelled,
+        )
+        if office:
+            where = and_(where, t.office == office)
+        query = (
+            select(t.category, t.grid, day.label("day"), func.count().label("n"), _count(t.recurrence.is_(True)))
+            .where(where)
+            .group_by(t.category, t.grid, day)
+        )
+        counts: dict[str, dict[str, list[list[int]]]] = {c: {} for c in codes}
+        for category, grid, local_day, n, again in conn.execute(query):
+            week = (dt.date.fromisoformat(str(local_day)) - first).days // 7
+            cells = counts[category].setdefault(grid or UNPLACED, [[0] * count, [0] * count])
+            cells[0][week] += int(n)
+            cells[1][week] += int(again or 0)
+        mondays = [(first + dt.timedelta(days=7 * i)).isoformat() for i in range(count)]
+        for code in codes:
+            rows = [
+                MonitorRow(grid=grid, new=new, recurrence=again, total=sum(new))
+                for grid, (new, again) in sorted(counts[code].items(), key=lambda kv: (-sum(kv[1][0]), kv[0]))
+            ]
+            totals = [sum(r.new[i] for r in rows) for i in range(count)]
+            lines.append(
+                MonitorLine(category=code, name=rules.categories[code].name, weeks=mondays, rows=rows, totals=totals)
+            )
+    return MonitorReport(end=end.isoformat(), timezone=rules.timezone, lines=lines)

@@ -756,7 +756,7 @@ def _report_period(request: Request, state: AppState) -> tuple[dt.date, dt.date]
 
 @router.get("/reports", response_class=HTMLResponse)
 def reports_page(request: Request, web: WebUser, state: StateDep) -> Response:
-    from service.reports.service import load_report
+    from service.reports.service import load_report, monitor
 
     user, sess = web
     period = _report_period(request, state)
@@ -765,6 +765,8 @@ def reports_page(request: Request, web: WebUser, state: StateDep) -> Response:
     start, end = period
     office = user.office if user.role == Role.office else None
     report = load_report(state.engine, state.rules, start, end, office)
+    with state.engine.connect() as conn:
+        watch = monitor(conn, state.rules, end, office=office)
     return _page(
         request,
         "reports.html",
@@ -777,6 +779,7 @@ def reports_page(request: Request, web: WebUser, state: StateDep) -> Response:
         table=[(r.office_name, r.category_name, r) for r in report.rows] + [("合计", "", report.totals)],
         offices=_office_rates(report.rows),
         trend=_trend(report.ledger),
+        watch=watch,
     )
 
 

@@ -20,7 +20,8 @@ def test_shipped_rules_files_are_valid() -> None:
     street = load_rules(ROOT / "rules.yaml")
     district = load_rules(ROOT / "examples" / "district-rules.yaml")
     assert street.category_office("group_renting") == "pingan"
-    assert district.office_name(district.category_office("urban_rural")) == "区建管委"
+    assert district.office_name(district.category_office("group_renting")) == "区房管局"
+    assert district.categories["urban_rural"].refine == "street" and "urban_rural" not in district.second_level()
     assert "上南二村" in street.user_words()
 
 
