@@ -60,8 +60,12 @@ def calibrate_dispatch(
     *,
     pilot: Sequence[Decision],
     calib_labels: Sequence[str],
+    pilot_texts: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """The auto-dispatch section of the card: out-of-scope cut-off (from the pilot), threshold (on calib)."""
+    """The auto-dispatch section of the card: out-of-scope cut-off (from the pilot), threshold (on calib).
+
+    With sub-models the pilot's first-level decisions are combined with the second level (on `pilot_texts`), so
+    that the grid starts where the combined score, not the first level's, dispatches enough tickets."""
     settings = rules.classifier
     precision = settings.auto_dispatch_precision
     if precision is None:
@@ -78,12 +82,14 @@ def calibrate_dispatch(
     probe = {"precision": precision, "confidence": confidence, "threshold": 0.0, "out_of_scope": out_of_scope}
     classes = [str(c) for c in pipeline.classes_]
     model = LoadedModel(pipeline, {"model_version": "calib", "classes": classes, "auto_dispatch": probe}, Path("."))
-    decisions = _calibration_classifier(model, rules).decide_batch(calib.texts)
+    classifier = _calibration_classifier(model, rules)
+    decisions = classifier.decide_batch(calib.texts)
     office = rules.category_office
     correct = [office(d.category) == office(y) for d, y in zip(decisions, calib_labels, strict=True)]
+    scored = classifier.refine_batch(pilot, pilot_texts) if isinstance(classifier, TwoLevelClassifier) else pilot
     start = grid_start(
-        [d.office_confidence for d in pilot],
-        [d.auto_eligible and d.known_share >= min_known for d in pilot],
+        [d.office_confidence for d in scored],
+        [s.auto_eligible and d.known_share >= min_known for s, d in zip(scored, pilot, strict=True)],
         n_calib=len(decisions),
         precision=precision,
         confidence=confidence,
@@ -183,10 +189,16 @@ def train_model(
     pipeline = build().fit(texts, labels, model__sample_weight=weights)
     auto_dispatch = None
     if real is not None and rules.classifier.auto_dispatch_precision is not None:
-        pilot = [d for d in oof[len(data.texts) :] if d is not None]
+        real_oof = zip(oof[len(data.texts) :], texts[len(data.texts) :], strict=True)
+        pairs = [(d, t) for d, t in real_oof if d is not None]
         calib = real.part("calib", targets=True)
         auto_dispatch = calibrate_dispatch(
-            pipeline, full_rules, calib, pilot=pilot, calib_labels=map_labels(calib.labels, full_rules)
+            pipeline,
+            full_rules,
+            calib,
+            pilot=[d for d, _ in pairs],
+            pilot_texts=[t for _, t in pairs],
+            calib_labels=map_labels(calib.labels, full_rules),
         )
     card = {
         "name": name,

@@ -71,7 +71,10 @@ class TwoLevelClassifier(Classifier):
     def decide_batch(self, texts: Sequence[str]) -> list[Decision]:
         if not texts:
             return []
-        first = super().decide_batch(texts)
+        return self.refine_batch(super().decide_batch(texts), texts)
+
+    def refine_batch(self, first: Sequence[Decision], texts: Sequence[str]) -> list[Decision]:
+        """The combined decisions, given the first level's decisions of the same texts."""
         refined = {self.rules.categories[d.category].refine for d in first} - {None}
         second = {name: self.subs[name].decide_batch(texts) for name in refined if name is not None}
         out = []
@@ -161,5 +164,10 @@ def load_classifier(model_dir: str | Path, rules: Rules) -> Classifier:
     model = load_model(model_dir)
     if not rules.submodels:
         return Classifier(model, rules)
-    subs = {name: load_model(sub.model) for name, sub in rules.submodels.items()}
+    subs = {}
+    for name, sub in rules.submodels.items():
+        try:
+            subs[name] = load_model(sub.model)
+        except ModelError as exc:
+            raise ModelError(f"规则文件 submodels.{name}.model 指向的子模型无法加载：{exc}") from exc
     return TwoLevelClassifier(model, rules, subs)

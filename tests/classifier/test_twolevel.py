@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from classifier.artifact import ModelError
 from classifier.config import Rules, RulesError, load_rules, parse_rules
 from classifier.decision import Classifier
 from classifier.twolevel import TwoLevelClassifier, load_classifier
@@ -98,3 +99,10 @@ def test_first_level_view_drops_the_second_level() -> None:
     first = rules.first_level()
     assert set(first.categories) == set(rules.categories) - rules.second_level()
     assert "group_renting" in rules.categories and "group_renting" not in first.categories
+
+
+def test_a_missing_submodel_is_refused_naming_the_rules_entry(tmp_path: Path) -> None:
+    bad = tmp_path / "district.yaml"
+    bad.write_text(TEXT.replace("model: models/street", "model: models/nowhere"), encoding="utf-8")
+    with pytest.raises(ModelError, match=r"submodels\.street\.model"):
+        load_classifier(ROOT / "models" / "district", load_rules(bad))
