@@ -34,7 +34,7 @@ def _sub_rules(rules: Rules, sub: Submodel, model: LoadedModel) -> Rules:
         update={
             "auto_dispatch_precision": None,
             "fallback_category": keep[0] if keep else sub.categories[0],
-            "category_review": {c: v for c, v in rules.classifier.category_review.items() if c in categories},
+            "category_review": {c: v for c, v in rules.classifier.category_review.items() if c in sub.categories},
         }
     )
     return rules.model_copy(update={"categories": categories, "classifier": settings, "submodels": {}})

@@ -53,9 +53,10 @@ def test_fire_safety_names_its_co_handler(district: Classifier) -> None:
 def test_second_level_other_keeps_the_first_level_category(district: Classifier) -> None:
     assert isinstance(district, TwoLevelClassifier)
     d = district.decide("开发商迟迟不给办理房产证，交房三年了产权证还没有下来，要求住建部门督促开发商办证")
-    assert d.levels[0]["category"] == "urban_rural"
-    if len(d.levels) == 2 and d.levels[1]["category"] == "other":
-        assert d.category == "urban_rural" and d.office == "fangguan"
+    assert [level["category"] for level in d.levels] == ["urban_rural", "other"]
+    assert (d.category, d.office) == ("urban_rural", "fangguan")
+    # the district's own `other` (其他, reviewed always) is not the street model's `other`
+    assert not any("保持第一级分类" in r or "一律" in r for r in d.review_reasons), d.review_reasons
 
 
 def test_the_combined_decision_has_the_threshold_of_the_combined_calibration(district: Classifier) -> None:
