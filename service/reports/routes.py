@@ -18,6 +18,15 @@ from service.reports.service import load_report, monitor
 router = APIRouter(prefix="/api/v1/reports", tags=["报表"])
 
 
+def _check_period(start: dt.date, end: dt.date | None, **fields: str) -> None:
+    """422 naming the query field when the dates are outside what a report can cover."""
+    try:
+        check_period(start, end, **fields)
+    except InvalidInputError as exc:
+        detail = [{"loc": ["query", exc.field], "msg": exc.message, "type": "value_error"}]
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail) from exc
+
+
 @router.get(
     "/daily",
     responses={
@@ -33,11 +42,7 @@ def daily_route(
     format: Annotated[Literal["json", "csv", "xlsx"], Query()] = "json",
 ) -> Response:
     """Daily closure-rate report for a date or date range (per office × category, totals, 动态清零 ledger)."""
-    try:
-        check_period(date, end)
-    except InvalidInputError as exc:
-        detail = [{"loc": ["query", exc.field], "msg": exc.message, "type": "value_error"}]
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail) from exc
+    _check_period(date, end)
     office = user.office if user.role == Role.office else None
     report = load_report(state.engine, rules, date, end, office)
     name = f"hotline-report-{date}{'_' + str(end) if end else ''}"
@@ -66,6 +71,7 @@ def monitor_route(
     weeks: Annotated[int | None, Query(ge=1, le=53, description="周数，缺省取规则文件 reports.monitor_weeks")] = None,
 ) -> MonitorReport:
     """新增违建（等）动态监测: new tickets of the monitored categories by 片区/街道 and week."""
+    _check_period(end, None, start_field="end")
     office = user.office if user.role == Role.office else None
     with state.engine.connect() as conn:
         return monitor(conn, rules, end, weeks, office=office)

@@ -68,5 +68,6 @@ def test_new_tickets_by_area_and_week(client: TestClient, state: AppState) -> No
     login(client, dispatcher)
     page = client.get("/ui/reports", params={"start": "2026-11-18"}).text
     assert "新增违法建筑动态监测" in page and "新增群租动态监测" in page
-    bad = client.get("/api/v1/reports/monitor", params={"end": "2026-11-18", "weeks": 0}, headers=auth(dispatcher))
-    assert bad.status_code == 422 and bad.json()["detail"][0]["loc"][-1] == "weeks"
+    for params, field in (({"end": "2026-11-18", "weeks": 0}, "weeks"), ({"end": "0001-01-01"}, "end")):
+        bad = client.get("/api/v1/reports/monitor", params=params, headers=auth(dispatcher))
+        assert bad.status_code == 422 and bad.json()["detail"][0]["loc"][-1] == field, bad.text
