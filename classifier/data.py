@@ -163,7 +163,11 @@ def load_real(path: str | Path) -> RealDataset:
         out["clarity"].append(row.get("clarity", "").strip() or "clear")
         out["ids"].append(row["id"])
         out["targets"].append(row.get("target", "").strip() or row["label"].strip())
-    targets = out.pop("targets") if any(r.get("target", "").strip() for r in rows) else None
-    if targets is None:
-        out.pop("targets")
-    return RealDataset(**out, targets=targets, sha256=hashlib.sha256(file.read_bytes()).hexdigest(), source=str(file))
+    targets = out.pop("targets")
+    has_targets = any(r.get("target", "").strip() for r in rows)
+    return RealDataset(
+        **out,
+        targets=targets if has_targets else None,
+        sha256=hashlib.sha256(file.read_bytes()).hexdigest(),
+        source=str(file),
+    )

@@ -75,8 +75,8 @@ class TwoLevelClassifier(Classifier):
 
     def refine_batch(self, first: Sequence[Decision], texts: Sequence[str]) -> list[Decision]:
         """The combined decisions, given the first level's decisions of the same texts."""
-        refined = {self.rules.categories[d.category].refine for d in first} - {None}
-        second = {name: self.subs[name].decide_batch(texts) for name in refined if name is not None}
+        refined = {name for d in first if (name := self.rules.categories[d.category].refine) is not None}
+        second = {name: self.subs[name].decide_batch(texts) for name in refined}
         out = []
         for i, d1 in enumerate(first):
             name = self.rules.categories[d1.category].refine
@@ -120,7 +120,7 @@ class TwoLevelClassifier(Classifier):
 
         # the second level's distribution over final categories (the kept classes fold into the parent)
         folded: dict[str, float] = {}
-        for code, p in (d2.scores or {a.category: a.score for a in d2.alternatives}).items():
+        for code, p in d2.scores.items():
             folded[final(code)] = folded.get(final(code), 0.0) + p
         category = final(d2.category)
         office = rules.categories[category].office

@@ -144,16 +144,13 @@ def _round_start(t: Any) -> Any:
     return func.coalesce(t.resolve_clock_start, t.clock_start, t.created_at)
 
 
-def _sources(conn: Connection, make: Any, *, with_rounds: bool = True) -> list[dict[tuple[str, str], dict[str, float]]]:
+def _sources(conn: Connection, make: Any) -> list[dict[tuple[str, str], dict[str, float]]]:
     """One metric's counts over the current rounds and over the finished rounds; `make(table_columns, is_round)`
     returns the (where, metrics) pair for a source."""
     t, r = Ticket.__table__.c, TicketRound.__table__.c  # type: ignore[attr-defined]
     where, metrics = make(t, False)
-    parts = [_grouped(conn, where, **metrics)]
-    if with_rounds:
-        where, metrics = make(r, True)
-        parts.append(_grouped(conn, where, rounds=True, **metrics))
-    return parts
+    round_where, round_metrics = make(r, True)
+    return [_grouped(conn, where, **metrics), _grouped(conn, round_where, rounds=True, **round_metrics)]
 
 
 def _ticket_counts(

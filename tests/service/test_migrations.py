@@ -39,6 +39,17 @@ def _diff(url: str) -> list[object]:
     return list(diff)
 
 
+def _rerun_from(state: AppState, revision: str) -> None:
+    """Go down to `revision` and up again, so the migrations after it run over the rows the test wrote."""
+    url = str(state.engine.url.render_as_string(hide_password=False))
+    state.engine.dispose()
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("sqlalchemy.url", normalize_url(url))
+    command.downgrade(config, revision)
+    upgrade(url)
+
+
 def test_migrations_match_models_and_downgrade(db_url: str, tmp_path: Path) -> None:
     assert _diff(db_url) == []
     config = Config()
@@ -73,13 +84,7 @@ def test_0008_gives_escalated_tickets_back_their_original_deadline(state: AppSta
         )
         s.add(event)
         s.commit()
-    url = str(state.engine.url.render_as_string(hide_password=False))
-    state.engine.dispose()
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
-    config.set_main_option("sqlalchemy.url", normalize_url(url))
-    command.downgrade(config, "0007")
-    upgrade(url)
+    _rerun_from(state, "0007")
     with Session(state.engine) as s:
         row = s.get(Ticket, ticket.id)
         assert row is not None
@@ -123,13 +128,7 @@ def test_0009_rebuilds_the_rounds_of_tickets_reopened_before_it(state: AppState)
         row.satisfaction, row.followed_up_at, row.first_contact_at = "不满意", reopened, None
         s.add(row)
         s.commit()
-    url = str(state.engine.url.render_as_string(hide_password=False))
-    state.engine.dispose()
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
-    config.set_main_option("sqlalchemy.url", normalize_url(url))
-    command.downgrade(config, "0008")
-    upgrade(url)
+    _rerun_from(state, "0008")
     with Session(state.engine) as s:
         row = s.get(Ticket, ticket.id)
         (first,) = s.exec(select(TicketRound).where(TicketRound.ticket_id == ticket.id)).all()
