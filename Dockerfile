@@ -32,8 +32,8 @@ FROM python:3.11-slim-bookworm
 # Fixed numeric ids so volume ownership and Kubernetes runAsNonRoot checks do not depend on the image's /etc/passwd.
 RUN groupadd --system --gid 10001 hotline \
  && useradd --system --uid 10001 --gid hotline --home-dir /app --no-create-home --shell /usr/sbin/nologin hotline \
- && mkdir -p /app/var \
- && chown hotline:hotline /app/var
+ && mkdir -p /app/var/photos \
+ && chown -R hotline:hotline /app/var
 
 COPY --from=builder /opt/hotline /opt/hotline
 # Owned by root and read-only for the service user: the running service must not be able to alter its own rules or model.

@@ -152,6 +152,7 @@ class Rules(StrictModel):
     notify: Any = None
     intake: Any = None
     learning: Any = None
+    evidence: Any = None
 
     @field_validator("timezone")
     @classmethod

@@ -20,9 +20,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from classifier.decision import Classifier
 from classifier.twolevel import load_classifier
+from service.areas import routes as area_routes
 from service.db import STORAGE_MESSAGES, StorageProblem, make_engine, storage_problem
 from service.deadlines.service import DeadlinePolicy
 from service.errors import DomainError, InvalidInputError, http_status
+from service.evidence import routes as photo_routes
+from service.evidence.storage import PhotoStore, make_store
 from service.intake import open311
 from service.intake import routes as intake_routes
 from service.notify import routes as notify_routes
@@ -58,6 +61,21 @@ def build_state(
         classifier=classifier,
         policy=DeadlinePolicy(rules),
         metrics=Metrics(engine),
+        photos=photo_store(settings),
+    )
+
+
+def photo_store(settings: Settings) -> PhotoStore:
+    """The photo store the settings name; a wrong setting stops start-up with a clear message."""
+    secret = settings.s3_secret_key.get_secret_value() if settings.s3_secret_key else None
+    return make_store(
+        settings.photo_store,
+        local_dir=settings.photo_dir,
+        bucket=settings.s3_bucket,
+        endpoint_url=settings.s3_endpoint_url,
+        access_key=settings.s3_access_key,
+        secret_key=secret,
+        region=settings.s3_region,
     )
 
 
@@ -188,6 +206,8 @@ def create_app(settings: Settings | None = None, state: AppState | None = None) 
     for module in (
         intake_routes,
         ticket_routes,
+        area_routes,
+        photo_routes,
         notify_routes,
         report_routes,
         open311,

@@ -32,12 +32,14 @@ db_app = typer.Typer(help="数据库迁移", no_args_is_help=True)
 users_app = typer.Typer(help="用户与令牌", no_args_is_help=True)
 sessions_app = typer.Typer(help="网页会话：查看、全部结束", no_args_is_help=True)
 model_app = typer.Typer(help="模型版本：列出、启用、回退", no_args_is_help=True)
+areas_app = typer.Typer(help="区域（片区 → 居民区 → 网格）：导入、查看", no_args_is_help=True)
 calendar_app = typer.Typer(help="工作日日历：补充节假日后重算未办结工单的时限", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
 app.add_typer(sessions_app, name="sessions")
 app.add_typer(model_app, name="model")
 app.add_typer(calendar_app, name="calendar")
+app.add_typer(areas_app, name="areas")
 classifier_cli.register(app)
 
 
@@ -170,6 +172,66 @@ def calendar_recompute(
     typer.echo(f"{verb} {len(changes)} 件未办结工单的时限{tail}")
 
 
+@areas_app.command("import")
+def areas_import(
+    path: Annotated[Path, typer.Argument(help="区域表 CSV 或 XLSX（模板见 examples/areas.csv）")],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="只检查文件，不写入")] = False,
+) -> None:
+    """Import the area registry (replaces the stored one) and place open tickets again."""
+    from service.areas.models import LEVEL_LABELS
+    from service.areas.registry import RegistryError, parse, read_rows
+    from service.areas.service import import_registry
+    from service.routing.service import grid_for
+
+    settings = Settings()
+    rules = load_rules(settings.rules)
+    try:
+        registry = parse(read_rows(path), zones=rules.places.grids or None)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise _fail(f"无法读取 {path}：{exc}") from exc
+    except RegistryError as exc:
+        for problem in exc.problems:
+            typer.echo(problem, err=True)
+        raise _fail(f"{path} 有 {len(exc.problems)} 处错误，未导入任何内容") from exc
+    counts = "、".join(f"{registry.count(level)} 个{label}" for level, label in LEVEL_LABELS.items())
+    if dry_run:
+        typer.echo(f"检查通过：{counts}（未写入）")
+        return
+    session, _ = _session()
+    with session:
+        done = import_registry(session=session, registry=registry, zone_of=lambda a: grid_for(a, rules), now=utcnow())
+    typer.echo(f"已导入 {counts}，地址规则 {done.patterns} 条；停用 {done.retired} 个区域")
+    typer.echo(f"重新定位未办结工单 {done.replaced} 件")
+
+
+@areas_app.command("list")
+def areas_list() -> None:
+    """Print the registry as a tree with each area's leader and address patterns."""
+    from service.areas.service import area_tree
+
+    session, _ = _session()
+    with session:
+        roots = area_tree(session=session)
+    if not roots:
+        typer.echo("尚未导入区域表（hotline areas import FILE）")
+
+    def show(nodes: list[Any], depth: int) -> None:
+        for node in nodes:
+            where = "；".join(_pattern_text(p) for p in node.patterns)
+            leader = f"  负责人 {node.leader}" if node.leader else ""
+            typer.echo(f"{'  ' * depth}{node.name}（#{node.id}）{leader}{'  ' + where if where else ''}")
+            show(node.children, depth + 1)
+
+    show(roots, 0)
+
+
+def _pattern_text(p: Any) -> str:
+    if p.lo is None:
+        return str(p.name)
+    side = {"odd": "单号", "even": "双号"}.get(p.parity, "")
+    return f"{p.name} {p.lo}–{p.hi}{side}"
+
+
 _DUE_NAMES = {"first_contact_due": "先行联系时限", "resolve_due": "办结时限", "supervise_due": "督办时限"}
 
 
@@ -179,6 +241,7 @@ def report(
     end: Annotated[str | None, typer.Option("--end", help="结束日期（含）")] = None,
     fmt: Annotated[str, typer.Option("--format", help="json / csv / xlsx")] = "json",
     out: Annotated[Path | None, typer.Option("--out", help="输出文件（缺省打印到屏幕，xlsx 必须指定）")] = None,
+    by: Annotated[str, typer.Option("--by", help="按 科室 / 片区 / 居民区 / 网格 分行")] = "科室",
 ) -> None:
     """Print or save the daily closure-rate report."""
     import json
@@ -186,10 +249,18 @@ def report(
 
     from service.db import make_engine, upgrade
     from service.reports.export import to_csv, to_xlsx
-    from service.reports.service import load_report
+    from service.reports.service import BREAKDOWN_LABELS, BREAKDOWNS, load_report
 
     if fmt not in ("json", "csv", "xlsx"):
         raise _fail("--format 只能是 json、csv 或 xlsx")
+    choices = {
+        "科室": "office",
+        **{label: code for code, label in BREAKDOWN_LABELS.items()},
+        **{c: c for c in BREAKDOWNS},
+    }
+    if by not in choices:
+        raise _fail("--by 只能是 科室、片区、居民区 或 网格")
+    by = choices[by]
     try:
         start = dt.date.fromisoformat(date)
         finish = dt.date.fromisoformat(end) if end else None
@@ -208,7 +279,7 @@ def report(
     rules = load_rules(settings.rules)
     upgrade(settings.database_url)
     engine = make_engine(settings.database_url)
-    data = load_report(engine, rules, start, finish, None)
+    data = load_report(engine, rules, start, finish, None, by=by)
     payload = (
         json.dumps(data.model_dump(), ensure_ascii=False, indent=2).encode()
         if fmt == "json"

@@ -25,6 +25,10 @@ class ForbiddenError(DomainError):
     pass
 
 
+class UnavailableError(DomainError):
+    """Another system we depend on (the photo store) cannot be reached: nothing was changed, retry later."""
+
+
 class InvalidInputError(DomainError):
     def __init__(self, field: str, message: str) -> None:
         super().__init__(message)
@@ -33,7 +37,14 @@ class InvalidInputError(DomainError):
 
 def http_status(exc: DomainError) -> int:
     """The HTTP status of a domain error; the app's one DomainError handler answers with it."""
-    for kind, code in ((NotFoundError, 404), (ForbiddenError, 403), (InvalidInputError, 422), (ConflictError, 409)):
+    kinds = (
+        (NotFoundError, 404),
+        (ForbiddenError, 403),
+        (InvalidInputError, 422),
+        (ConflictError, 409),
+        (UnavailableError, 503),
+    )
+    for kind, code in kinds:
         if isinstance(exc, kind):
             return code
     return 400

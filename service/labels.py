@@ -18,6 +18,7 @@ SYSTEM_ACTIONS: Mapping[str, str] = {
     "classify": "自动分类",
     "supervise": "督办",
     "recalendar": "日历更新后重算时限",
+    "place": "更正位置",
 }
 UNKNOWN = "其他"
 

@@ -129,6 +129,16 @@ class LearningRules(StrictModel):
     misroute_reasons: tuple[str, ...] = ("职能不符",)
 
 
+class EvidenceRules(StrictModel):
+    """Photos attached at 先行联系 and 办结: limits, and the categories that need an after-photo to close."""
+
+    max_count: int = Field(default=9, ge=1, le=50)  # photos per upload
+    max_bytes: int = Field(default=8 * 1024 * 1024, ge=64 * 1024, le=50 * 1024 * 1024)
+    max_pixels: int = Field(default=40_000_000, ge=1_000_000, le=200_000_000)
+    # 办结 of these categories needs at least one photo taken at 办结 (整改后照片) in the current round
+    require_after_photo: tuple[str, ...] = ()
+
+
 class ServiceRules(Rules):
     deadlines: Deadlines
     calendar: CalendarExtras = CalendarExtras()
@@ -139,12 +149,16 @@ class ServiceRules(Rules):
     notify: Notify = Notify()
     intake: IntakeRules = IntakeRules()
     learning: LearningRules = LearningRules()
+    evidence: EvidenceRules = EvidenceRules()
 
     def cross_check(self) -> list[tuple[tuple[str, ...], str]]:
         problems = super().cross_check()
         for i, code in enumerate(self.reports.monitor):
             if code not in self.categories:
                 problems.append((("reports", "monitor", str(i)), f"「{code}」不是已定义的分类"))
+        for i, code in enumerate(self.evidence.require_after_photo):
+            if code not in self.categories:
+                problems.append((("evidence", "require_after_photo", str(i)), f"「{code}」不是已定义的分类"))
         unknown = [r for r in self.learning.misroute_reasons if r not in self.lifecycle.return_reasons]
         if unknown:
             problems.append((("learning", "misroute_reasons"), f"{unknown} 不在 lifecycle.return_reasons 中"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -63,6 +64,14 @@ class Settings(BaseSettings):
     # browser sessions: ended after this long without a request, and this long after login whatever happens
     session_idle_minutes: int = Field(default=30, gt=0, le=24 * 60)
     session_max_hours: int = Field(default=12, gt=0, le=7 * 24)
+    # photo evidence: a local directory, or an S3-compatible store (MinIO, S3) with its credentials from the environment
+    photo_store: Literal["local", "s3"] = "local"
+    photo_dir: Path = Path("var/photos")
+    s3_bucket: str | None = None
+    s3_endpoint_url: str | None = None
+    s3_access_key: str | None = None
+    s3_secret_key: SecretStr | None = None
+    s3_region: str = "us-east-1"
     # group robots: {"dispatcher": ["https://…"], "pingan": ["https://…"]} (secrets: environment only)
     notify_webhooks: dict[str, list[str]] = {}
 

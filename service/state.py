@@ -8,12 +8,14 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from sqlalchemy.engine import Engine
 
 from classifier.decision import Classifier
 from service.clock import utcnow
 from service.deadlines.service import DeadlinePolicy
+from service.evidence.storage import LocalStore, PhotoStore
 from service.intake.batcher import IntakeBatcher
 from service.ops.metrics import Metrics
 from service.rules import ServiceRules
@@ -53,6 +55,8 @@ class AppState:
     policy: DeadlinePolicy
     metrics: Metrics
     throttle: Throttle = field(default_factory=Throttle)
+    # photo evidence (HOTLINE_PHOTO_STORE): a local directory or an S3-compatible store
+    photos: PhotoStore = field(default_factory=lambda: LocalStore(Path("var/photos")))
     # "now" for intake and actions: the wall clock, or a simulated one (replays, drills)
     clock: Callable[[], dt.datetime] = field(default=utcnow)
     _batcher: IntakeBatcher | None = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -119,7 +120,8 @@ def _truncate_pg(url: str) -> None:
     engine = make_engine(url)
     with engine.begin() as conn:
         conn.exec_driver_sql(
-            "TRUNCATE outbox, alert, routing_label, ticket_event, ticket, app_user, model_activation"
+            "TRUNCATE outbox, alert, routing_label, ticket_event, ticket, app_user, model_activation,"
+            " area_pattern, area, ticket_photo"
             " RESTART IDENTITY CASCADE"
         )
     engine.dispose()
@@ -137,6 +139,8 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 def make_state(url: str, rules: ServiceRules, classifier: Classifier, **overrides: Any) -> AppState:
+    # photos go to a directory of the test's own, never to the checkout's var/
+    overrides.setdefault("photo_dir", Path(tempfile.mkdtemp(prefix="hotline-photos-")))
     settings = Settings(
         database_url=url,
         webhook_secret=SECRET,

@@ -23,6 +23,7 @@ from service.errors import (
     InvalidInputError,
     NotFoundError,
 )
+from service.evidence.service import check_after_photo
 from service.learning.labels import DEFAULT_MISROUTE, auto_dispatched, label_for
 from service.notify.service import enqueue
 from service.rules import ServiceRules
@@ -357,6 +358,7 @@ class Lifecycle:
         note = str(body.note or "").strip()
         if not note:
             raise InvalidInputError("note", "办结需要填写办理情况（note）")
+        check_after_photo(session=self.session, rules=self.rules, ticket=ticket)
         ticket.state = State.resolved
         ticket.resolved_at = self.now
         ticket.resolve_result = result

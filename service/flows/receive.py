@@ -18,6 +18,7 @@ from sqlmodel import Session, select
 
 from classifier.decision import Classifier, Decision
 from classifier.pipeline import TITLE_SEPARATOR
+from service.areas.service import area_index, place_row
 from service.clock import utcnow
 from service.db import one_of
 from service.deadlines.service import DeadlinePolicy
@@ -295,6 +296,10 @@ def intake_many(
         _new_row(p, digests[i], d, policy=policy, rules=rules, source=source, now=now)
         for p, i, d in zip(new, first.values(), decisions, strict=True)
     ]
+    if rows:
+        areas = area_index(session)
+        for row in rows:
+            place_row(row, areas)
     places = PlaceIndex.load(session, {(r["category"], r["building_key"]) for r in rows}, rules, now)
     duplicates = [_mark_place(r, places, rules) for r in rows]
     for row in rows:

@@ -6,7 +6,9 @@ from alembic import context
 from sqlalchemy import create_engine, pool
 from sqlmodel import SQLModel
 
+import service.areas.models
 import service.auth.models
+import service.evidence.models
 import service.learning.models
 import service.notify.models
 import service.reports.models

@@ -30,6 +30,8 @@ class Figures(BaseModel):
     """Every metric of docs/METRICS.md for one group of tickets (an office × category row, or the totals)."""
 
     received: int = 0
+    # received in the period and flagged at intake as a hotspot (同楼栋同类多发 or 回潮)
+    hotspots: int = 0
     resolved: int = 0
     due: int = 0
     on_time: int = 0
@@ -55,8 +57,10 @@ class Figures(BaseModel):
 
 
 class ReportRow(Figures):
+    # by office: the office; by area (片区/居民区/网格), office is empty and area names the area (未定位: none)
     office: str
     office_name: str
+    area: str | None = None
     category: str
     category_name: str
 
@@ -68,6 +72,31 @@ class LedgerDay(BaseModel):
     # a 重办 puts a cleared ticket back on the books
     reopened: int = 0
     closed: int
+    recurrence: int
+
+
+class AreaStatus(BaseModel):
+    """One 片区 (level grid) or 居民区 (level community): open at the period's end, of them overdue, and cleared."""
+
+    level: str
+    name: str
+    zone: str
+    open: int
+    overdue: int
+    cleared: int
+
+
+class LedgerArea(BaseModel):
+    """Where a clearance category's backlog sits: one area's ledger over the period."""
+
+    category: str
+    name: str
+    area: str
+    opening: int
+    new: int
+    reopened: int
+    closed: int
+    closing: int
     recurrence: int
 
 
@@ -114,6 +143,10 @@ class MonitorReport(BaseModel):
 class DailyReport(BaseModel):
     period: Period
     generated_at: str
+    # what the rows are: office (承办科室 × 分类) or an area level, grid (片区), community (居民区), cell (网格)
+    by: str = "office"
     rows: list[ReportRow]
     totals: Figures
     ledger: list[LedgerLine]
+    # by area only: each clearance category's backlog per area over the period
+    ledger_areas: list[LedgerArea] = []

@@ -40,12 +40,16 @@ def daily_route(
     date: Annotated[dt.date, Query(description="日期 YYYY-MM-DD（Asia/Shanghai）")],
     end: Annotated[dt.date | None, Query(description="结束日期（含），缺省同 date")] = None,
     format: Annotated[Literal["json", "csv", "xlsx"], Query()] = "json",
+    by: Annotated[
+        Literal["office", "grid", "community", "cell"],
+        Query(description="分行方式：office 承办科室、grid 片区、community 居民区、cell 网格"),
+    ] = "office",
 ) -> Response:
-    """Daily closure-rate report for a date or date range (per office × category, totals, 动态清零 ledger)."""
+    """Daily closure-rate report for a date or date range (per office or area × category, totals, ledger)."""
     _check_period(date, end)
     office = user.office if user.role == Role.office else None
-    report = load_report(state.engine, rules, date, end, office)
-    name = f"hotline-report-{date}{'_' + str(end) if end else ''}"
+    report = load_report(state.engine, rules, date, end, office, by=by)
+    name = f"hotline-report-{date}{'_' + str(end) if end else ''}{'' if by == 'office' else '-' + by}"
     if format == "csv":
         return Response(
             to_csv(report),

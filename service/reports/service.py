@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
+from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -19,8 +20,10 @@ from sqlmodel import Session, col
 
 from service.clock import utcnow
 from service.reports.models import (
+    AreaStatus,
     DailyReport,
     Figures,
+    LedgerArea,
     LedgerDay,
     LedgerLine,
     MonitorLine,
@@ -35,6 +38,7 @@ from service.tickets.models import State, Ticket, TicketEvent, TicketRound
 
 COUNTS = (
     "received",
+    "hotspots",
     "resolved",
     "due",
     "on_time",
@@ -66,6 +70,7 @@ LABELS = {
     "reopen_rate": "重办率",
     "mean_hours": "平均办结时长(小时)",
     "median_hours": "办结时长中位数(小时)",
+    "hotspots": "冒头工单",
 }
 RATES = (
     "closure_rate",
@@ -110,20 +115,47 @@ def _count(condition: ColumnElement[bool]) -> Any:
     return func.sum(case((condition, 1), else_=0))
 
 
+UNPLACED = "未定位"
+BREAKDOWNS = ("office", "grid", "community", "cell")
+BREAKDOWN_LABELS = {"office": "承办科室", "grid": "片区", "community": "居民区", "cell": "网格"}
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What a report's rows are (承办科室 × 分类, or 片区/居民区/网格 × 分类) and whose tickets it counts."""
+
+    by: str = "office"
+    office: str | None = None
+
+    def key(self, table: Any, *, joined: bool = False) -> tuple[Any, Any]:
+        """The row key's column for `table` (ticket, ticket_round or ticket_event), and what to select from: an
+        area is the ticket's, so rounds and events join their ticket for it."""
+        if self.by == "office":
+            return table.c.office, table
+        t = Ticket.__table__  # type: ignore[attr-defined]
+        if table is t:
+            return t.c[self.by], t
+        return t.c[self.by], table.join(t, table.c.ticket_id == t.c.id)
+
+    def mine(self, table: Any) -> ColumnElement[bool]:
+        return table.c.office == self.office if self.office else true()
+
+
 def _grouped(
-    conn: Connection, where: ColumnElement[bool], *, rounds: bool = False, **metrics: Any
+    conn: Connection, where: ColumnElement[bool], scope: Scope, *, rounds: bool = False, **metrics: Any
 ) -> dict[tuple[str, str], dict[str, float]]:
-    """Metrics per (office, category) over the tickets' current rounds, or with rounds=True over the finished
+    """Metrics per (row key, category) over the tickets' current rounds, or with rounds=True over the finished
     rounds of reopened tickets (each frozen with the office and category it ended under)."""
     table = TicketRound.__table__ if rounds else Ticket.__table__  # type: ignore[attr-defined]
     c = table.c
+    key, source = scope.key(table)
     columns = [m.label(k) for k, m in metrics.items()]
-    query = select(c.office, c.category, *columns).where(where)
+    query = select(key.label("key"), c.category, *columns).select_from(source).where(where, scope.mine(table))
     if not rounds:
         query = query.where(c.merged_into_id.is_(None))
     result = {}
-    for r in conn.execute(query.group_by(c.office, c.category)):
-        result[(r.office or "", r.category or "")] = {k: float(r._mapping[k] or 0) for k in metrics}
+    for r in conn.execute(query.group_by(key, c.category)):
+        result[(r.key or "", r.category or "")] = {k: float(r._mapping[k] or 0) for k in metrics}
     return result
 
 
@@ -144,17 +176,17 @@ def _round_start(t: Any) -> Any:
     return func.coalesce(t.resolve_clock_start, t.clock_start, t.created_at)
 
 
-def _sources(conn: Connection, make: Any) -> list[dict[tuple[str, str], dict[str, float]]]:
+def _sources(conn: Connection, scope: Scope, make: Any) -> list[dict[tuple[str, str], dict[str, float]]]:
     """One metric's counts over the current rounds and over the finished rounds; `make(table_columns, is_round)`
     returns the (where, metrics) pair for a source."""
     t, r = Ticket.__table__.c, TicketRound.__table__.c  # type: ignore[attr-defined]
     where, metrics = make(t, False)
     round_where, round_metrics = make(r, True)
-    return [_grouped(conn, where, **metrics), _grouped(conn, round_where, rounds=True, **round_metrics)]
+    return [_grouped(conn, where, scope, **metrics), _grouped(conn, round_where, scope, rounds=True, **round_metrics)]
 
 
 def _ticket_counts(
-    conn: Connection, rules: ServiceRules, lo: dt.datetime, hi: dt.datetime
+    conn: Connection, rules: ServiceRules, lo: dt.datetime, hi: dt.datetime, scope: Scope
 ) -> dict[tuple[str, str], dict[str, float]]:
     """One narrow, index-backed query per clock and source: each reads only the rows its metric can count.
 
@@ -194,13 +226,15 @@ def _ticket_counts(
     # a finished round was still open at the period end when it was resolved only after it
     round_open = and_(r.started_at < hi, r.resolve_due < hi, r.resolved_at >= hi)
     parts = [
-        _grouped(conn, _within(t.received_at, lo, hi), received=func.count()),
-        *_sources(conn, resolved),
-        *_sources(conn, due),
-        *_sources(conn, contact),
-        *_sources(conn, rated),
-        *[_grouped(conn, and_(still_open, part), overdue_open=func.count()) for part in _open_at(t, hi)],
-        _grouped(conn, round_open, rounds=True, overdue_open=func.count()),
+        _grouped(
+            conn, _within(t.received_at, lo, hi), scope, received=func.count(), hotspots=_count(t.hotspot.is_(True))
+        ),
+        *_sources(conn, scope, resolved),
+        *_sources(conn, scope, due),
+        *_sources(conn, scope, contact),
+        *_sources(conn, scope, rated),
+        *[_grouped(conn, and_(still_open, part), scope, overdue_open=func.count()) for part in _open_at(t, hi)],
+        _grouped(conn, round_open, scope, rounds=True, overdue_open=func.count()),
     ]
     merged: dict[tuple[str, str], dict[str, float]] = defaultdict(dict)
     for part in parts:
@@ -210,52 +244,65 @@ def _ticket_counts(
     return merged
 
 
-def _event_counts(conn: Connection, lo: dt.datetime, hi: dt.datetime) -> dict[tuple[str, str], dict[str, float]]:
-    """Dispatches, returns and reopenings in the period, by the office and category recorded on each event."""
-    e, t = TicketEvent.__table__.c, Ticket.__table__.c  # type: ignore[attr-defined]
+def _event_counts(
+    conn: Connection, lo: dt.datetime, hi: dt.datetime, scope: Scope
+) -> dict[tuple[str, str], dict[str, float]]:
+    """Dispatches, returns and reopenings in the period, by the office (or the ticket's area) and category
+    recorded on each event."""
+    events = TicketEvent.__table__  # type: ignore[attr-defined]
+    e, t = events.c, Ticket.__table__.c  # type: ignore[attr-defined]
+    key, source = scope.key(events)
     dispatched = (e.to_state == State.dispatched) & e.action.in_(["classify", "confirm", "reroute", "split"])
     merged = select(t.id).where(t.merged_into_id.is_not(None)).scalar_subquery()
     query = (
         select(
-            e.office,
+            key.label("key"),
             e.category,
             _count(dispatched).label("dispatched"),
             _count(e.action == "return").label("returned"),
             _count(e.to_state == State.reopened).label("reopened"),
         )
-        .where(_within(e.at, lo, hi), e.ticket_id.not_in(merged))
-        .group_by(e.office, e.category)
+        .select_from(source)
+        .where(_within(e.at, lo, hi), e.ticket_id.not_in(merged), scope.mine(events))
+        .group_by(key, e.category)
     )
     return {
-        (r.office or "", r.category or ""): {
-            k: float(v or 0) for k, v in r._mapping.items() if k not in ("office", "category")
+        (r.key or "", r.category or ""): {
+            k: float(v or 0) for k, v in r._mapping.items() if k not in ("key", "category")
         }
         for r in conn.execute(query)
     }
 
 
-def _resolutions(lo: dt.datetime, hi: dt.datetime, office: str | None) -> Subquery:
+def _resolutions(lo: dt.datetime, hi: dt.datetime, scope: Scope) -> Subquery:
     """Every round resolved in the period, current or finished, with its hours from the round's start."""
-    t, r = Ticket.__table__.c, TicketRound.__table__.c  # type: ignore[attr-defined]
-    current = select(t.office, t.category, hours_between(_round_start(t), t.resolved_at).label("h")).where(
-        _within(t.resolved_at, lo, hi), t.merged_into_id.is_(None), t.office == office if office else true()
+    tickets, rounds = Ticket.__table__, TicketRound.__table__  # type: ignore[attr-defined]
+    t, r = tickets.c, rounds.c
+    key, source = scope.key(tickets)
+    current = (
+        select(key.label("key"), t.category, hours_between(_round_start(t), t.resolved_at).label("h"))
+        .select_from(source)
+        .where(_within(t.resolved_at, lo, hi), t.merged_into_id.is_(None), scope.mine(tickets))
     )
-    finished = select(r.office, r.category, hours_between(r.started_at, r.resolved_at).label("h")).where(
-        _within(r.resolved_at, lo, hi), r.office == office if office else true()
+    key, source = scope.key(rounds)
+    finished = (
+        select(key.label("key"), r.category, hours_between(r.started_at, r.resolved_at).label("h"))
+        .select_from(source)
+        .where(_within(r.resolved_at, lo, hi), scope.mine(rounds))
     )
     return union_all(current, finished).subquery()
 
 
 def _medians(
-    conn: Connection, lo: dt.datetime, hi: dt.datetime, office: str | None = None
+    conn: Connection, lo: dt.datetime, hi: dt.datetime, scope: Scope
 ) -> tuple[dict[tuple[str, str], float], float | None]:
     """Median hours to resolve per (office, category) and overall: PostgreSQL's percentile_cont over GROUPING SETS
     in one pass, elsewhere the middle rows of a window (same values)."""
-    u = _resolutions(lo, hi, office)
+    u = _resolutions(lo, hi, scope)
     if conn.dialect.name == "postgresql":
         median = func.percentile_cont(0.5).within_group(u.c.h)
-        sets = func.grouping_sets(tuple_(u.c.office, u.c.category), tuple_())
-        query = select(u.c.office, u.c.category, func.grouping(u.c.office, u.c.category).label("total"), median)
+        sets = func.grouping_sets(tuple_(u.c.key, u.c.category), tuple_())
+        query = select(u.c.key, u.c.category, func.grouping(u.c.key, u.c.category).label("total"), median)
         grouped: dict[tuple[str, str], float] = {}
         overall = None
         for o, c, total, m in conn.execute(query.group_by(sets)):
@@ -268,8 +315,8 @@ def _medians(
 
 
 def _window_medians(conn: Connection, u: Subquery, *, grouped: bool) -> dict[tuple[str, str], float]:
-    keys = [u.c.office, u.c.category] if grouped else [literal("").label("office"), literal("").label("category")]
-    partition = [u.c.office, u.c.category] if grouped else []
+    keys = [u.c.key, u.c.category] if grouped else [literal("").label("key"), literal("").label("category")]
+    partition = [u.c.key, u.c.category] if grouped else []
     inner = select(
         *keys,
         u.c.h,
@@ -278,9 +325,7 @@ def _window_medians(conn: Connection, u: Subquery, *, grouped: bool) -> dict[tup
     ).subquery()
     middle = inner.c.rn.in_([(inner.c.cnt + 1) // 2, (inner.c.cnt + 2) // 2])
     query = (
-        select(inner.c.office, inner.c.category, func.avg(inner.c.h))
-        .where(middle)
-        .group_by(inner.c.office, inner.c.category)
+        select(inner.c.key, inner.c.category, func.avg(inner.c.h)).where(middle).group_by(inner.c.key, inner.c.category)
     )
     return {(o or "", c or ""): float(m) for o, c, m in conn.execute(query)}
 
@@ -410,57 +455,119 @@ def ledger(
 
 
 def daily_report(
-    conn: Connection, rules: ServiceRules, start: dt.date, end: dt.date | None = None, office: str | None = None
+    conn: Connection,
+    rules: ServiceRules,
+    start: dt.date,
+    end: dt.date | None = None,
+    office: str | None = None,
+    by: str = "office",
 ) -> DailyReport:
-    """Every metric of docs/METRICS.md per office × category, with totals and the 动态清零 ledger."""
+    """Every metric of docs/METRICS.md per office × category (or 片区/居民区/网格 × category with `by`), with
+    totals and the 动态清零 ledger (and, by area, where the ledger's backlog sits)."""
     end = end or start
     lo, hi = period_bounds(start, end, ZoneInfo(rules.timezone))
     merged: dict[tuple[str, str], dict[str, float]] = defaultdict(dict)
-    for source in (_ticket_counts(conn, rules, lo, hi), _event_counts(conn, lo, hi)):
-        for key, values in source.items():
-            merged[key].update(values)
-    medians, overall = _medians(conn, lo, hi, office=office)
+    scope = Scope(by=by, office=office)
+    for source in (_ticket_counts(conn, rules, lo, hi, scope), _event_counts(conn, lo, hi, scope)):
+        for group, values in source.items():
+            merged[group].update(values)
+    medians, overall = _medians(conn, lo, hi, scope)
     rows: list[ReportRow] = []
     totals: dict[str, float] = defaultdict(float)
-    for (office_code, category), counts in sorted(merged.items()):
-        if office and office_code != office:
-            continue
+    for (key, category), counts in sorted(merged.items(), key=lambda kv: (by != "office" and kv[0][0] == "", kv[0])):
         if not any(counts.get(k) for k in COUNTS):
             continue
         for k, v in counts.items():
             totals[k] += v
+        where = {"office": key, "office_name": rules.office_name(key) if key in rules.offices else key}
+        if by != "office":
+            where = {"office": "", "office_name": "", "area": key or UNPLACED}
         rows.append(
             ReportRow(
-                office=office_code,
-                office_name=rules.office_name(office_code) if office_code in rules.offices else office_code,
+                **where,
                 category=category,
                 category_name=rules.categories[category].name if category in rules.categories else category,
-                **_finish(counts, medians.get((office_code, category))),
+                **_finish(counts, medians.get((key, category))),
             )
         )
     return DailyReport(
         period=Period(start=start.isoformat(), end=end.isoformat(), timezone=rules.timezone),
         generated_at=utcnow().replace(microsecond=0).isoformat(),
+        by=by,
         rows=rows,
         totals=Figures(**_finish(totals, overall)),
         ledger=ledger(conn, rules, start, end, office=office),
+        ledger_areas=[] if by == "office" else ledger_by_area(conn, rules, start, end, by=by, office=office),
     )
 
 
+def ledger_by_area(
+    conn: Connection, rules: ServiceRules, start: dt.date, end: dt.date, *, by: str, office: str | None = None
+) -> list[LedgerArea]:
+    """Where the 动态清零 backlog sits: per clearance category and 片区/居民区/网格, the period's opening, new,
+    reopened, closed and closing counts (the same rules as the daily ledger, summed over the period)."""
+    t, r = Ticket.__table__.c, TicketRound.__table__.c  # type: ignore[attr-defined]
+    codes = [c for c, cat in rules.categories.items() if cat.clearance]
+    if not codes:
+        return []
+    lo, hi = period_bounds(start, end, ZoneInfo(rules.timezone))
+    area = t[by]
+    counted = and_(t.category.in_(codes), t.merged_into_id.is_(None), t.state != State.cancelled)
+    if office:
+        counted = and_(counted, t.office == office)
+    of_counted = and_(r.ticket_id == t.id, counted)
+    figures: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: defaultdict(int))
+
+    def add(name: str, where: ColumnElement[bool], **extra: Any) -> None:
+        columns = [func.count().label("n"), *[v.label(k) for k, v in extra.items()]]
+        for row in conn.execute(
+            select(t.category, area.label("area"), *columns).where(where).group_by(t.category, area)
+        ):
+            cell = figures[(row.category, row.area or UNPLACED)]
+            cell[name] += int(row.n)
+            for k in extra:
+                cell[k] += int(row._mapping[k] or 0)
+
+    for part in _open_at(t, lo):
+        add("opening", and_(counted, _started(t, lo), part))
+    add("opening", and_(of_counted, r.started_at < lo, r.resolved_at >= lo))
+    add("new", and_(counted, _within(t.created_at, lo, hi)), recurrence=_count(t.recurrence.is_(True)))
+    add("reopened", and_(of_counted, _within(r.ended_at, lo, hi)))
+    add("closed", and_(counted, _within(t.resolved_at, lo, hi)))
+    add("closed", and_(of_counted, _within(r.resolved_at, lo, hi)))
+    lines = []
+    for (code, name), cell in figures.items():
+        closing = cell["opening"] + cell["new"] + cell["reopened"] - cell["closed"]
+        if not any((closing, cell["new"], cell["reopened"], cell["closed"])):
+            continue
+        lines.append(
+            LedgerArea(
+                category=code,
+                name=rules.categories[code].name,
+                area=name,
+                opening=cell["opening"],
+                new=cell["new"],
+                reopened=cell["reopened"],
+                closed=cell["closed"],
+                closing=closing,
+                recurrence=cell["recurrence"],
+            )
+        )
+    order = {code: i for i, code in enumerate(codes)}
+    return sorted(lines, key=lambda line: (order[line.category], -line.closing, line.area))
+
+
 def load_report(
-    engine: Engine, rules: ServiceRules, start: dt.date, end: dt.date | None, office: str | None
+    engine: Engine, rules: ServiceRules, start: dt.date, end: dt.date | None, office: str | None, by: str = "office"
 ) -> DailyReport:
     """A stored snapshot for a whole-street single day when there is one, else computed now."""
-    if (end is None or end == start) and office is None:
+    if (end is None or end == start) and office is None and by == "office":
         with Session(engine) as session:
             stored = session.scalars(select(ReportSnapshot).where(col(ReportSnapshot.day) == start)).first()
             if stored is not None:
                 return DailyReport.model_validate(stored.report)
     with engine.connect() as conn:
-        return daily_report(conn, rules, start, end, office=office)
-
-
-UNPLACED = "未定位"
+        return daily_report(conn, rules, start, end, office=office, by=by)
 
 
 def monitor(
@@ -509,3 +616,46 @@ def monitor(
                 MonitorLine(category=code, name=rules.categories[code].name, weeks=mondays, rows=rows, totals=totals)
             )
     return MonitorReport(end=end.isoformat(), timezone=rules.timezone, lines=lines)
+
+
+def area_status(
+    conn: Connection, rules: ServiceRules, start: dt.date, end: dt.date, office: str | None = None
+) -> list[AreaStatus]:
+    """Where the backlog sits: per 片区 and, under it, per 居民区, the tickets still open at the period's end, how
+    many of them are overdue, and how many were resolved in the period (finished 重办 rounds included)."""
+    lo, hi = period_bounds(start, end, ZoneInfo(rules.timezone))
+    t, r = Ticket.__table__.c, TicketRound.__table__.c  # type: ignore[attr-defined]
+    live = and_(t.merged_into_id.is_(None), t.state != State.cancelled)
+    if office:
+        live = and_(live, t.office == office)
+    cells: dict[tuple[str, str | None], dict[str, int]] = defaultdict(lambda: defaultdict(int))
+
+    def add(name: str, *where: ColumnElement[bool]) -> None:
+        query = select(t.grid, t.community, func.count()).where(live, *where).group_by(t.grid, t.community)
+        for zone, community, n in conn.execute(query):
+            cells[(zone or UNPLACED, community)][name] += int(n)
+
+    for part in _open_at(t, hi):
+        add("open", _started(t, hi), part)
+        add("overdue", _started(t, hi), part, t.resolve_due < hi)
+    add("open", r.ticket_id == t.id, r.started_at < hi, r.resolved_at >= hi)
+    add("overdue", r.ticket_id == t.id, r.started_at < hi, r.resolved_at >= hi, r.resolve_due < hi)
+    add("cleared", _within(t.resolved_at, lo, hi))
+    add("cleared", r.ticket_id == t.id, _within(r.resolved_at, lo, hi))
+    zones: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for (zone, _), counts in cells.items():
+        for k, v in counts.items():
+            zones[zone][k] += v
+    known = list(rules.places.grids)
+    order = sorted(zones, key=lambda z: (z == UNPLACED, known.index(z) if z in known else len(known), z))
+    result = []
+    for zone in order:
+        result.append(AreaStatus(level="grid", name=zone, zone=zone, **_status(zones[zone])))
+        for (z, community), counts in sorted(cells.items(), key=lambda kv: (kv[0][1] is None, kv[0][1] or "")):
+            if z == zone and community is not None:
+                result.append(AreaStatus(level="community", name=community, zone=zone, **_status(counts)))
+    return result
+
+
+def _status(counts: dict[str, int]) -> dict[str, int]:
+    return {k: counts.get(k, 0) for k in ("open", "overdue", "cleared")}

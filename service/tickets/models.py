@@ -12,7 +12,9 @@ from pydantic import ValidationInfo, field_validator
 from sqlalchemy import JSON, Column, Index, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
+from service.areas.models import TicketPlace
 from service.db import UTCDateTime
+from service.evidence.models import TicketPhotoPublic
 
 
 class State(enum.StrEnum):
@@ -199,6 +201,8 @@ class Ticket(TicketBase, table=True):
         Index("ix_ticket_first_contact_due", "first_contact_due"),
         Index("ix_ticket_followed_up_at", "followed_up_at"),
         Index("ix_ticket_merged_into", "merged_into_id"),
+        Index("ix_ticket_community", "community"),
+        Index("ix_ticket_cell", "cell"),
         # duplicates, 回潮 and hotspots at intake: one building's tickets of one category, newest first
         Index("ix_ticket_place", "building_key", "category", "id"),
         # the open tickets are few: reports and ledgers find them without reading the closed ones
@@ -220,7 +224,13 @@ class Ticket(TicketBase, table=True):
     state: str = Field(default=State.received, max_length=20)
     category: str | None = Field(default=None, max_length=64, index=True)
     office: str | None = Field(default=None, max_length=64, index=True)
+    # 片区; with an area registry also the 居民区 and 网格 (names, unique per level) and the finest area found
     grid: str | None = Field(default=None, max_length=32)
+    community: str | None = Field(default=None, max_length=64)
+    cell: str | None = Field(default=None, max_length=64)
+    area_id: int | None = Field(default=None, foreign_key="area.id")
+    # auto / manual (a dispatcher's correction, kept through re-imports) / unmatched / ambiguous (待定位)
+    placement: str | None = Field(default=None, max_length=16)
     confidence: float | None = None
     needs_review: bool = False
     review_reasons: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
@@ -298,6 +308,9 @@ class TicketPublic(SQLModel):
     category: str | None
     office: str | None
     grid: str | None
+    community: str | None
+    cell: str | None
+    placement: str | None
     confidence: float | None
     needs_review: bool
     review_reasons: list[str]
@@ -439,6 +452,10 @@ class TicketDetail(TicketPublic):
     timeline: list[TicketEventPublic]
     # earlier rounds of a reopened ticket, oldest first; the ticket's own fields are the current round
     rounds: list[TicketRoundPublic] = []
+    # 片区/居民区/网格 and the 网格长 to call
+    place: TicketPlace | None = None
+    # photos taken at 先行联系 and 办结 (GET each from its url)
+    photos: list[TicketPhotoPublic] = []
 
 
 class TicketPage(SQLModel):

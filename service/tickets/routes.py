@@ -8,8 +8,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, HTTPException, Path, Query, status
 from pydantic import BaseModel
 
+from service.areas.service import ticket_place
 from service.auth.models import User
 from service.deps import CurrentUser, SessionDep, StateDep
+from service.evidence.service import photo_view, photos
 from service.flows.lifecycle import Lifecycle
 from service.state import AppState
 from service.tickets.models import (
@@ -32,6 +34,10 @@ def list_route(
     state: Annotated[State | None, Query(description="状态")] = None,
     office: Annotated[str | None, Query(max_length=64)] = None,
     category: Annotated[str | None, Query(max_length=64)] = None,
+    grid: Annotated[str | None, Query(max_length=32, description="片区")] = None,
+    community: Annotated[str | None, Query(max_length=64, description="居民区")] = None,
+    cell: Annotated[str | None, Query(max_length=64, description="网格")] = None,
+    unplaced: Annotated[bool, Query(description="仅待定位（地址未匹配到网格或匹配到多个）")] = False,
     overdue: Annotated[bool | None, Query(description="仅超期未办结（true）或未超期（false）")] = None,
     due_before: Annotated[dt.datetime | None, Query(description="办结时限早于该时间（带时区）")] = None,
     q: Annotated[str | None, Query(max_length=100, description="在标题、内容、地址、编号中搜索")] = None,
@@ -44,7 +50,18 @@ def list_route(
             status.HTTP_422_UNPROCESSABLE_CONTENT,
             [{"loc": ["query", "due_before"], "msg": "时间必须带时区", "type": "value_error"}],
         )
-    filters = TicketFilter(state=state, office=office, category=category, overdue=overdue, due_before=due_before, q=q)
+    filters = TicketFilter(
+        state=state,
+        office=office,
+        category=category,
+        grid=grid,
+        community=community,
+        cell=cell,
+        unplaced=unplaced,
+        overdue=overdue,
+        due_before=due_before,
+        q=q,
+    )
     rows, total = list_tickets(session=session, actor=Actor.of(user), filters=filters, page=page, page_size=page_size)
     return {"items": [public_view(t, user) for t in rows], "total": total, "page": page, "page_size": page_size}
 
@@ -58,7 +75,16 @@ def detail_route(
     events = [event_view(e, ticket, user) for e in timeline(session=session, ticket_id=ticket_id)]
     earlier = [round_view(r, ticket, user) for r in rounds(session=session, ticket_id=ticket_id)]
     public = public_view(ticket, user)
-    return TicketDetail(**public.model_dump(), classification=ticket.classification, timeline=events, rounds=earlier)
+    place = ticket_place(session=session, ticket=ticket)
+    pictures = [photo_view(p) for p in photos(session=session, ticket_id=ticket_id)]
+    return TicketDetail(
+        **public.model_dump(),
+        classification=ticket.classification,
+        timeline=events,
+        rounds=earlier,
+        place=place,
+        photos=pictures,
+    )
 
 
 def _act(

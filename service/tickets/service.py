@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import func, or_
 from sqlmodel import Session, col, select
 
+from service.areas.models import UNPLACED
 from service.auth.models import Role, User
 from service.clock import utcnow
 from service.errors import (
@@ -79,6 +80,9 @@ class TicketFilter:
     office: str | None = None
     category: str | None = None
     grid: str | None = None
+    community: str | None = None
+    cell: str | None = None
+    unplaced: bool = False  # 待定位: the registry matched no area, or more than one
     overdue: bool | None = None
     due_before: dt.datetime | None = None
     received_from: dt.datetime | None = None
@@ -100,8 +104,11 @@ def _filtered(statement: Any, f: TicketFilter, now: dt.datetime) -> Any:
             statement = statement.where(column == value)
     if f.states is not None:
         statement = statement.where(col(Ticket.state).in_(f.states))
-    if f.grid:
-        statement = statement.where(Ticket.grid == f.grid)
+    for column, value in ((Ticket.grid, f.grid), (Ticket.community, f.community), (Ticket.cell, f.cell)):
+        if value:
+            statement = statement.where(column == value)
+    if f.unplaced:
+        statement = statement.where(col(Ticket.placement).in_([str(p) for p in UNPLACED]))
     open_states = [str(s) for s in OPEN_STATES]
     if f.open_only:
         statement = statement.where(col(Ticket.state).in_(open_states))

@@ -26,7 +26,7 @@ _FIELDS = {
     "satisfaction": "满意度",
 }
 _REASON = {"return": "退单理由", "request-extension": "延期理由"}
-FORM_FIELDS = ("note", "office", "category", "into_id", "result", "reason", "days", "satisfaction")
+FORM_FIELDS = ("note", "office", "category", "into_id", "result", "reason", "days", "satisfaction", "area_id")
 ACTION_BUTTONS = {
     "confirm": "确认派单",
     "reroute": "改派",

@@ -14,6 +14,7 @@ from fastapi.responses import HTMLResponse, Response
 from openpyxl import Workbook
 from openpyxl.styles import Font
 
+from service.areas.models import UNPLACED_FILTER
 from service.deps import SessionDep, StateDep
 from service.state import AppState
 from service.tickets.models import OPEN_STATES, STATE_LABELS, State, Ticket
@@ -61,7 +62,7 @@ def parse_query(request: Request, state: AppState) -> ListQuery | str:
         ("state", "状态", {s.value for s in State}),
         ("office", "科室", set(rules.offices)),
         ("category", "分类", set(rules.categories)),
-        ("grid", "片区", set(rules.places.grids)),
+        ("grid", "片区", {*rules.places.grids, UNPLACED_FILTER}),
         ("overdue", "超期", set(OVERDUE)),
         ("dispatch", "派单方式", set(DISPATCH)),
     )
@@ -83,7 +84,8 @@ def parse_query(request: Request, state: AppState) -> ListQuery | str:
         state=raw["state"] or None,
         office=raw["office"] or None,
         category=raw["category"] or None,
-        grid=raw["grid"] or None,
+        grid=None if raw["grid"] == UNPLACED_FILTER else raw["grid"] or None,
+        unplaced=raw["grid"] == UNPLACED_FILTER,
         overdue={"yes": True, "no": False}.get(raw["overdue"]),
         received_from=midnight(start) if start else None,
         received_before=midnight(end + dt.timedelta(days=1)) if end else None,
@@ -147,6 +149,8 @@ COLUMNS = (
     "诉求内容",
     "地址",
     "片区",
+    "居民区",
+    "网格",
     "分类",
     "承办科室",
     "状态",
@@ -178,6 +182,8 @@ def _export_rows(tickets: list[Ticket], state: AppState, user: Any, now: dt.date
                 view.content,
                 view.address,
                 view.grid or "",
+                view.community or "",
+                view.cell or "",
                 rules.categories[ticket.category].name if ticket.category in rules.categories else "",
                 rules.office_name(ticket.office) if ticket.office in rules.offices else "",
                 STATE_LABELS.get(State(ticket.state), ticket.state),

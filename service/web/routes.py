@@ -15,7 +15,10 @@ from fastapi.templating import Jinja2Templates
 from markupsafe import Markup, escape
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile as StarletteUpload
 
+from service.areas.models import UNPLACED_FILTER, AreaNode
+from service.areas.service import area_tree, relocate, ticket_place
 from service.auth.models import DISPATCH_ROLES, ROLE_LABELS, Role, User, WebSession
 from service.auth.service import user_for_token
 from service.auth.sessions import (
@@ -31,13 +34,23 @@ from service.auth.sessions import (
 )
 from service.deadlines.lights import lights
 from service.deps import SessionDep, StateDep
-from service.errors import DomainError, InvalidInputError, NotFoundError
+from service.errors import DomainError, InvalidInputError, NotFoundError, http_status
+from service.evidence.models import STAGE_LABELS, Stage, TicketPhoto
+from service.evidence.service import attach, photos, read_photo
 from service.flows.lifecycle import Lifecycle
 from service.labels import LIGHTS, SYSTEM_ACTIONS, zh
-from service.reports.models import LedgerLine, ReportRow
+from service.reports.models import AreaStatus, LedgerLine, ReportRow
 from service.reports.period import check_period
 from service.state import AppState
-from service.tickets.models import ACTION_BODIES, STATE_LABELS, State, Ticket, TicketEvent, TicketRoundPublic
+from service.tickets.models import (
+    ACTION_BODIES,
+    OPEN_STATES,
+    STATE_LABELS,
+    State,
+    Ticket,
+    TicketEvent,
+    TicketRoundPublic,
+)
 from service.tickets.service import Actor, TicketFilter, get_ticket, matching_tickets, rounds, timeline
 from service.tickets.statemachine import TRANSITIONS, label
 from service.tickets.visibility import event_view, public_view, round_view
@@ -344,11 +357,13 @@ def _landing(user: User) -> str:
 def _queue_rows(
     session: Session, state: AppState, now: dt.datetime, filters: dict[str, str], user: User
 ) -> list[dict[str, Any]]:
+    unplaced = filters.get("grid") == UNPLACED_FILTER
     wanted = TicketFilter(
         open_only=True,
         category=filters.get("category") or None,
         office=filters.get("office") or None,
-        grid=filters.get("grid") or None,
+        grid=None if unplaced else filters.get("grid") or None,
+        unplaced=unplaced,
         q=filters.get("q") or None,
     )
     found = matching_tickets(session=session, actor=Actor.of(user), filters=wanted, now=now, limit=2000)
@@ -360,7 +375,8 @@ def _queue_rows(
             or ticket.extension_state == "requested"
             or ticket.hotspot
         )
-        if review or row["worst"] in ("yellow", "red"):
+        # under 待定位 every open unplaced ticket waits for the dispatcher: placing it is the work
+        if review or unplaced or row["worst"] in ("yellow", "red"):
             rows.append(row)
     order = {"red": 0, "yellow": 1, "green": 2, "none": 3}
     far = dt.datetime.max.replace(tzinfo=dt.UTC)
@@ -491,7 +507,37 @@ def ticket_page(request: Request, ticket_ref: str, web: WebUser, session: Sessio
         received=_local(ticket.created_at, zone),
         called=_local(ticket.received_at, zone),
         buttons=ACTION_BUTTONS,
+        place=ticket_place(session=session, ticket=ticket),
+        photos=[_photo_row(p, zone) for p in photos(session=session, ticket_id=ticket_id)],
+        photo_stages=STAGE_LABELS,
+        may_upload=State(ticket.state) in OPEN_STATES
+        and (user.role in DISPATCHERS or (user.role == Role.office and user.office == ticket.office)),
+        area_choices=_area_choices(session) if user.role in DISPATCHERS else [],
     )
+
+
+def _photo_row(photo: TicketPhoto, zone: ZoneInfo) -> dict[str, Any]:
+    return {
+        "url": f"/ui/tickets/{photo.ticket_id}/photos/{photo.id}",
+        "stage": STAGE_LABELS.get(Stage(photo.stage), photo.stage),
+        "by": photo.uploaded_by,
+        "at": _local(photo.uploaded_at, zone),
+        "size": f"{photo.width}×{photo.height}",
+    }
+
+
+def _area_choices(session: Session) -> list[tuple[int, str]]:
+    """Every active area as a dispatcher picks it: 片区 / 居民区 / 网格, in registry order."""
+    choices: list[tuple[int, str]] = []
+
+    def walk(nodes: list[AreaNode], path: str) -> None:
+        for node in nodes:
+            label = f"{path} / {node.name}" if path else node.name
+            choices.append((node.id, label))
+            walk(node.children, label)
+
+    walk(area_tree(session=session), "")
+    return choices
 
 
 def _verdict(done: dt.datetime | None, due: dt.datetime | None, missed: str) -> str:
@@ -583,6 +629,14 @@ async def ticket_action(
         raise
     user, sess = web
     _check_csrf(csrf, sess.csrf)
+    if action == "place":
+        return await run_in_threadpool(_place, session, state, user, ticket_id, values, back)
+    if action == "photos":
+        limit = state.rules.evidence.max_bytes
+        files = [f for f in form.getlist("files") if isinstance(f, StarletteUpload) and f.filename]
+        uploads = [await f.read(limit + 1) for f in files[: state.rules.evidence.max_count + 1]]
+        stage = str(form.get("stage", ""))
+        return await run_in_threadpool(_photos, session, state, user, ticket_id, stage, uploads, back)
     model = ACTION_BODIES.get(action)
     if model is None:
         return _back(back, state, err=f"未知操作「{action}」")
@@ -606,6 +660,63 @@ async def ticket_action(
             return _problem_page(request, session, state, web, problem, back)
         return _back(back, state, err=problem.summary())
     return _back(back, state, msg=f"工单 {ticket_id}：{zh(ACTION_LABELS, action)}成功")
+
+
+def _place(
+    session: Session, state: AppState, user: User, ticket_id: int, values: dict[str, str], back: str
+) -> Response:
+    """The dispatcher's 更正位置 form: the chosen area, and an optional note."""
+    raw = values.get("area_id", "")
+    if not raw.isdigit():
+        return _back(back, state, err="更正位置：请选择区域（area_id）")
+    try:
+        relocate(
+            session=session,
+            ticket_id=ticket_id,
+            area_id=int(raw),
+            note=values.get("note") or None,
+            actor=Actor.of(user),
+            now=state.clock(),
+        )
+    except DomainError as exc:
+        return _back(back, state, err=f"更正位置：{exc.message}")
+    return _back(back, state, msg=f"工单 {ticket_id}：位置已更正")
+
+
+def _photos(
+    session: Session, state: AppState, user: User, ticket_id: int, stage: str, uploads: list[bytes], back: str
+) -> Response:
+    """The ticket page's photo form: every file checked, cleaned and stored, or none and the reason shown."""
+    try:
+        kept = attach(
+            session=session,
+            store=state.photos,
+            rules=state.rules.evidence,
+            ticket_id=ticket_id,
+            actor=Actor.of(user),
+            stage=stage,
+            uploads=uploads,
+            now=state.clock(),
+        )
+    except DomainError as exc:
+        return _back(back, state, err=f"上传照片：{exc.message}")
+    return _back(back, state, msg=f"工单 {ticket_id}：已上传照片 {len(kept)} 张")
+
+
+@router.get("/tickets/{ticket_id}/photos/{photo_id}")
+def ticket_photo(ticket_id: int, photo_id: int, web: WebUser, session: SessionDep, state: StateDep) -> Response:
+    """One photo for the ticket page, under the ticket's access rules."""
+    from service.evidence.routes import photo_response
+
+    try:
+        data, content_type = read_photo(
+            session=session, store=state.photos, ticket_id=ticket_id, photo_id=photo_id, actor=Actor.of(web[0])
+        )
+    except NotFoundError:
+        return Response("照片不存在或无权查看", status_code=404, media_type="text/plain; charset=utf-8")
+    except DomainError as exc:
+        return Response(exc.message, status_code=http_status(exc), media_type="text/plain; charset=utf-8")
+    return photo_response(data, content_type)
 
 
 def _park_action(
@@ -677,6 +788,20 @@ def _office_rates(rows: list[ReportRow]) -> list[dict[str, Any]]:
     ]
 
 
+def _area_charts(statuses: list[AreaStatus], width: int = 300) -> list[dict[str, Any]]:
+    """One small chart per 片区: a row for the 片区 and each of its 居民区, with bars for open, overdue and cleared
+    tickets on one scale (the largest count on the page), so a leader sees where the backlog sits."""
+    peak = max([max(s.open, s.cleared) for s in statuses] + [1])
+    charts: list[dict[str, Any]] = []
+    for area in statuses:
+        if area.level == "grid":
+            charts.append({"zone": area.name, "rows": []})
+        counts = (("open", "在办", area.open), ("overdue", "超期", area.overdue), ("cleared", "办结", area.cleared))
+        bars = [{"kind": k, "label": label, "n": n, "w": round(n / peak * width, 1)} for k, label, n in counts]
+        charts[-1]["rows"].append({"name": area.name, "level": area.level, "bars": bars})
+    return charts
+
+
 def _trend(ledger: list[LedgerLine], width: int = 520, height: int = 150) -> dict[str, Any]:
     """The 动态清零 chart: one line per clearance category, a dot per day (its own tooltip), axes labelled.
     Points stay inside the drawing area, so the last day, often the only non-zero one, is never cut off."""
@@ -726,15 +851,26 @@ def reports_export(request: Request, web: WebUser, state: StateDep) -> Response:
     fmt = request.query_params.get("format", "xlsx")
     if fmt not in ("xlsx", "csv"):
         return _back("/ui/reports", state, err="导出格式只能是 xlsx 或 csv")
+    by = _report_by(request)
+    if by is None:
+        return _back("/ui/reports", state, err="分行方式只能是 承办科室、片区、居民区 或 网格")
     office = user.office if user.role == Role.office else None
-    report = load_report(state.engine, state.rules, start, end, office)
-    name = f"hotline-report-{start}_{end}.{fmt}"
+    report = load_report(state.engine, state.rules, start, end, office, by=by)
+    name = f"hotline-report-{start}_{end}{'' if by == 'office' else '-' + by}.{fmt}"
     body, media = (
         (to_xlsx(report), "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
         if fmt == "xlsx"
         else (to_csv(report), "text/csv; charset=utf-8")
     )
     return Response(body, media_type=media, headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+def _report_by(request: Request) -> str | None:
+    """The report's rows (office, or an area level), or None when the address names no such breakdown."""
+    from service.reports.service import BREAKDOWNS
+
+    by = request.query_params.get("by", "") or "office"
+    return by if by in BREAKDOWNS else None
 
 
 def _report_period(request: Request, state: AppState) -> tuple[dt.date, dt.date] | str:
@@ -756,17 +892,21 @@ def _report_period(request: Request, state: AppState) -> tuple[dt.date, dt.date]
 
 @router.get("/reports", response_class=HTMLResponse)
 def reports_page(request: Request, web: WebUser, state: StateDep) -> Response:
-    from service.reports.service import load_report, monitor
+    from service.reports.service import BREAKDOWN_LABELS, area_status, load_report, monitor
 
     user, sess = web
     period = _report_period(request, state)
     if isinstance(period, str):
         return _back("/ui/reports", state, err=period)
     start, end = period
+    by = _report_by(request)
+    if by is None:
+        return _back("/ui/reports", state, err="分行方式只能是 承办科室、片区、居民区 或 网格")
     office = user.office if user.role == Role.office else None
-    report = load_report(state.engine, state.rules, start, end, office)
+    report = load_report(state.engine, state.rules, start, end, office, by=by)
     with state.engine.connect() as conn:
         watch = monitor(conn, state.rules, end, office=office)
+        areas = area_status(conn, state.rules, start, end, office=office)
     return _page(
         request,
         "reports.html",
@@ -776,7 +916,11 @@ def reports_page(request: Request, web: WebUser, state: StateDep) -> Response:
         report=report,
         start=start,
         end=end,
-        table=[(r.office_name, r.category_name, r) for r in report.rows] + [("合计", "", report.totals)],
+        by=by,
+        breakdowns=BREAKDOWN_LABELS,
+        table=[(r.area if by != "office" else r.office_name, r.category_name, r) for r in report.rows]
+        + [("合计", "", report.totals)],
+        areas=_area_charts(areas),
         offices=_office_rates(report.rows),
         trend=_trend(report.ledger),
         watch=watch,
