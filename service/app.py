@@ -26,6 +26,7 @@ from service.deadlines.service import DeadlinePolicy
 from service.errors import DomainError, InvalidInputError, http_status
 from service.evidence import routes as photo_routes
 from service.evidence.storage import PhotoStore, make_store
+from service.intake import devices as device_routes
 from service.intake import open311
 from service.intake import routes as intake_routes
 from service.notify import routes as notify_routes
@@ -38,6 +39,7 @@ from service.state import AppState
 from service.tickets import routes as ticket_routes
 from service.tickets.models import TicketCreate
 from service.web import listing as web_listing
+from service.web import patrol as web_patrol
 from service.web import routes as web_routes
 from service.web.headers import UIHeaders
 
@@ -208,11 +210,13 @@ def create_app(settings: Settings | None = None, state: AppState | None = None) 
         ticket_routes,
         area_routes,
         photo_routes,
+        device_routes,
         notify_routes,
         report_routes,
         open311,
         ops_routes,
         web_listing,
+        web_patrol,
         web_routes,
     ):
         app.include_router(module.router)

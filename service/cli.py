@@ -315,8 +315,9 @@ def _session() -> tuple[Session, Settings]:
 @users_app.command("create")
 def users_create(
     name: Annotated[str, typer.Option("--name", help="用户名")],
-    role: Annotated[str, typer.Option("--role", help="admin / dispatcher / office / viewer")],
+    role: Annotated[str, typer.Option("--role", help="admin / dispatcher / office / viewer / patrol")],
     office: Annotated[str | None, typer.Option("--office", help="科室代码（office 角色必填）")] = None,
+    area: Annotated[str | None, typer.Option("--area", help="负责的网格、居民区或片区（patrol 角色必填）")] = None,
 ) -> None:
     """Create a user; the token is printed once, as the last line."""
     from service.auth.service import create_user
@@ -325,12 +326,13 @@ def users_create(
     session, settings = _session()
     try:
         rules = load_rules(settings.rules)
-        user, token = create_user(session=session, rules=rules, name=name, role=role, office=office)
+        user, token = create_user(session=session, rules=rules, name=name, role=role, office=office, area=area)
     except (DomainError, RulesError) as exc:
         raise _fail(str(exc)) from exc
     finally:
         session.close()
-    typer.echo(f"已创建用户 {user.name}（{user.role}{'，' + user.office if user.office else ''}）。令牌只显示这一次：")
+    where = user.office or (area.strip() if user.area_id and area else "")
+    typer.echo(f"已创建用户 {user.name}（{user.role}{'，' + where if where else ''}）。令牌只显示这一次：")
     typer.echo(token)
 
 

@@ -64,6 +64,8 @@ class Settings(BaseSettings):
     # browser sessions: ended after this long without a request, and this long after login whatever happens
     session_idle_minutes: int = Field(default=30, gt=0, le=24 * 60)
     session_max_hours: int = Field(default=12, gt=0, le=7 * 24)
+    # cameras and sensors sign their events with this (not the hotline's secret); unset: the device endpoint is off
+    device_secret: SecretStr | None = None
     # photo evidence: a local directory, or an S3-compatible store (MinIO, S3) with its credentials from the environment
     photo_store: Literal["local", "s3"] = "local"
     photo_dir: Path = Path("var/photos")

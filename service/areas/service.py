@@ -28,8 +28,8 @@ from service.areas.models import (
 from service.areas.registry import Registry
 from service.auth.models import DISPATCH_ROLES
 from service.errors import ConflictError, ForbiddenError, InvalidInputError, NotFoundError
-from service.tickets.models import OPEN_STATES, Ticket, TicketEvent
-from service.tickets.service import Actor, get_ticket
+from service.tickets.models import OPEN_STATES, Ticket
+from service.tickets.service import Actor, area_subtree, get_ticket, note_event
 
 _SPACES = re.compile(r"\s+")
 # the 弄/号 right after a road or estate name: 上南路3855弄12号 → 3855, 上南二村45号302室 → 45
@@ -307,6 +307,28 @@ def replace_open(*, session: Session, index: AreaIndex, zone_of: ZoneOf) -> int:
     return changed
 
 
+def within(*, session: Session, area_id: int, root_id: int) -> bool:
+    """Whether an area is `root_id` or lies under it."""
+    return area_id in set(session.execute(area_subtree(root_id)).scalars().all())
+
+
+def area_choices(*, session: Session, root_id: int | None = None) -> list[tuple[int, str]]:
+    """Active areas as a person picks them, "片区 / 居民区 / 网格", in registry order; under `root_id` only when
+    given (a patrol picks within its own area)."""
+    allowed = set(session.execute(area_subtree(root_id)).scalars().all()) if root_id is not None else None
+    choices: list[tuple[int, str]] = []
+
+    def walk(nodes: list[AreaNode], path: str) -> None:
+        for node in nodes:
+            label = f"{path} / {node.name}" if path else node.name
+            if allowed is None or node.id in allowed:
+                choices.append((node.id, label))
+            walk(node.children, label)
+
+    walk(area_tree(session=session), "")
+    return choices
+
+
 def check_area(*, session: Session, area_id: int) -> Spot:
     """The area a dispatcher picked, or InvalidInputError naming area_id."""
     try:
@@ -329,22 +351,9 @@ def relocate(
     ticket.updated_at = now
     after = {"zone": ticket.grid, "community": ticket.community, "cell": ticket.cell, "area_id": spot.id}
     session.add(ticket)
-    assert ticket.id is not None
-    session.add(
-        TicketEvent(
-            ticket_id=ticket.id,
-            at=now,
-            actor=actor.name,
-            actor_role=actor.role,
-            action="place",
-            from_state=ticket.state,
-            to_state=ticket.state,
-            office=ticket.office,
-            category=ticket.category,
-            note=note or f"位置更正为 {spot.zone} / {spot.community or '—'} / {spot.cell or '—'}",
-            data={"before": before, "after": after},
-        )
-    )
+    text = note or f"位置更正为 {spot.zone} / {spot.community or '—'} / {spot.cell or '—'}"
+    data = {"before": before, "after": after}
+    session.add(note_event(ticket, actor=actor, action="place", note=text, data=data, now=now))
     try:
         session.commit()
     except (StaleDataError, IntegrityError) as exc:

@@ -17,11 +17,19 @@ class Role(enum.StrEnum):
     dispatcher = "dispatcher"
     office = "office"
     viewer = "viewer"
+    # 网格员, 平安志愿者, 城管 on patrol: files problems found in its own area, sees only that area's tickets
+    patrol = "patrol"
 
 
 # who reviews and routes tickets: the queue, the outbox, Open311 submissions
 DISPATCH_ROLES = (Role.admin, Role.dispatcher)
-ROLE_LABELS = {Role.admin: "管理员", Role.dispatcher: "派单员", Role.office: "承办科室", Role.viewer: "只读"}
+ROLE_LABELS = {
+    Role.admin: "管理员",
+    Role.dispatcher: "派单员",
+    Role.office: "承办科室",
+    Role.viewer: "只读",
+    Role.patrol: "网格巡查",
+}
 
 
 class User(SQLModel, table=True):
@@ -35,6 +43,8 @@ class User(SQLModel, table=True):
     name: str = Field(max_length=64)
     role: str = Field(max_length=16)
     office: str | None = Field(default=None, max_length=64)
+    # a patrol's area (a 网格, 居民区 or 片区 of the registry)
+    area_id: int | None = Field(default=None, foreign_key="area.id")
     token_hash: str = Field(max_length=64)
     token_prefix: str = Field(max_length=12)
     created_at: dt.datetime = Field(sa_type=UTCDateTime)
@@ -46,6 +56,7 @@ class UserPublic(SQLModel):
     name: str
     role: str
     office: str | None
+    area_id: int | None = None
     token_prefix: str
     created_at: dt.datetime
     revoked_at: dt.datetime | None

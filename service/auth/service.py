@@ -8,6 +8,7 @@ import secrets
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from service.areas.models import Area
 from service.auth.models import Role, User, WebSession
 from service.auth.sessions import SessionLimits, end_all_sessions, list_active_sessions
 from service.clock import utcnow
@@ -22,8 +23,11 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def create_user(*, session: Session, rules: ServiceRules, name: str, role: str, office: str | None) -> tuple[User, str]:
-    """Create a user; returns it with its token (shown once, never stored)."""
+def create_user(
+    *, session: Session, rules: ServiceRules, name: str, role: str, office: str | None, area: str | None = None
+) -> tuple[User, str]:
+    """Create a user; returns it with its token (shown once, never stored). A patrol is bound to an area of the
+    registry, named by `area`."""
     if role not in Role.__members__:
         raise InvalidInputError("role", f"角色必须是 {'/'.join(Role.__members__)} 之一")
     if role == Role.office and office not in rules.offices:
@@ -32,11 +36,13 @@ def create_user(*, session: Session, rules: ServiceRules, name: str, role: str, 
         raise InvalidInputError("office", "只有承办科室（office）角色可以绑定科室")
     if not name.strip():
         raise InvalidInputError("name", "用户名不能为空")
+    area_id = _patrol_area(session, role, area)
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     user = User(
         name=name.strip(),
         role=role,
         office=office,
+        area_id=area_id,
         token_hash=hash_token(token),
         token_prefix=token[:10],
         created_at=utcnow(),
@@ -49,6 +55,20 @@ def create_user(*, session: Session, rules: ServiceRules, name: str, role: str, 
         raise ConflictError(f"用户名「{name}」已存在") from exc
     session.refresh(user)
     return user, token
+
+
+def _patrol_area(session: Session, role: str, area: str | None) -> int | None:
+    if role != Role.patrol:
+        if area is not None:
+            raise InvalidInputError("area", "只有网格巡查（patrol）角色可以绑定区域")
+        return None
+    if not area:
+        raise InvalidInputError("area", "网格巡查用户必须用 --area 指定负责的网格、居民区或片区（区域表中的名称）")
+    found = session.exec(select(Area).where(Area.name == area.strip(), col(Area.active).is_(True))).all()
+    if len(found) != 1:
+        reason = "不在区域表中（先运行 hotline areas import）" if not found else "在区域表中不止一级，请用更具体的名称"
+        raise InvalidInputError("area", f"区域「{area}」{reason}")
+    return found[0].id
 
 
 def list_users(*, session: Session) -> list[User]:

@@ -12,11 +12,14 @@ from service.db import UTCDateTime
 
 
 class Stage(enum.StrEnum):
+    found = "found"  # filed by a patrol or a device: the problem as discovered
     contact = "contact"  # 先行联系: the problem as found
     resolve = "resolve"  # 办结: after the fix (整改后)
 
 
-STAGE_LABELS = {Stage.contact: "先行联系", Stage.resolve: "办结（整改后）"}
+STAGE_LABELS = {Stage.found: "发现", Stage.contact: "先行联系", Stage.resolve: "办结（整改后）"}
+# the steps a person picks when uploading to an existing ticket (found photos come with the filing)
+UPLOAD_STAGES = (Stage.contact, Stage.resolve)
 
 
 class TicketPhoto(SQLModel, table=True):

@@ -13,21 +13,20 @@ from sqlmodel import Session, col, select
 from service.auth.models import DISPATCH_ROLES, Role
 from service.errors import ConflictError, ForbiddenError, InvalidInputError, NotFoundError, UnavailableError
 from service.evidence.images import CleanPhoto, check_count, clean_photo
-from service.evidence.models import STAGE_LABELS, Stage, TicketPhoto, TicketPhotoPublic
+from service.evidence.models import STAGE_LABELS, UPLOAD_STAGES, Stage, TicketPhoto, TicketPhotoPublic
 from service.evidence.storage import PhotoStore, photo_key
 from service.rules import EvidenceRules, ServiceRules
 from service.tickets.models import OPEN_STATES, State, Ticket, TicketEvent
-from service.tickets.service import Actor, get_ticket
+from service.tickets.service import Actor, get_ticket, note_event
 
 log = logging.getLogger(__name__)
 
 
 def _stage(value: str) -> Stage:
-    try:
-        return Stage(value)
-    except ValueError:
-        names = "、".join(f"{s.value}（{label}）" for s, label in STAGE_LABELS.items())
-        raise InvalidInputError("stage", f"照片环节只能是 {names}") from None
+    if value not in UPLOAD_STAGES:
+        names = "、".join(f"{s.value}（{STAGE_LABELS[s]}）" for s in UPLOAD_STAGES)
+        raise InvalidInputError("stage", f"照片环节只能是 {names}")
+    return Stage(value)
 
 
 def _may_upload(ticket: Ticket, actor: Actor) -> None:
@@ -58,8 +57,27 @@ def attach(
         raise ConflictError(
             f"工单已{'办结' if ticket.state in (State.resolved, State.closed) else '作废'}，不能再上传照片"
         )
-    check_count(len(uploads), max_count=rules.max_count, min_count=1)
-    cleaned = [clean_photo(data, max_bytes=rules.max_bytes, max_pixels=rules.max_pixels) for data in uploads]
+    cleaned = clean_all(rules, uploads, min_count=1)
+    return store_photos(session=session, store=store, ticket=ticket, step=step, cleaned=cleaned, actor=actor, now=now)
+
+
+def clean_all(rules: EvidenceRules, uploads: list[bytes], *, min_count: int) -> list[CleanPhoto]:
+    """Every upload checked and cleaned, before anything is stored: one bad photo refuses them all."""
+    check_count(len(uploads), max_count=rules.max_count, min_count=min_count)
+    return [clean_photo(data, max_bytes=rules.max_bytes, max_pixels=rules.max_pixels) for data in uploads]
+
+
+def store_photos(
+    *,
+    session: Session,
+    store: PhotoStore,
+    ticket: Ticket,
+    step: Stage,
+    cleaned: list[CleanPhoto],
+    actor: Actor,
+    now: dt.datetime,
+) -> list[TicketPhoto]:
+    """Store cleaned photos and record them on the ticket (with the session's other changes) in one commit."""
     assert ticket.id is not None
     kept: list[TicketPhoto] = []
     for photo in _distinct(cleaned):
@@ -69,7 +87,8 @@ def attach(
             )
         ).first()
         kept.append(known or _store(session, store, ticket.id, step, photo, actor, now))
-    session.add(_event(ticket, actor, step, kept, now))
+    if kept:
+        session.add(_event(ticket, actor, step, kept, now))
     try:
         session.commit()
     except IntegrityError as exc:  # the same photo sent twice at once: the other upload kept it
@@ -113,20 +132,9 @@ def _store(
 
 
 def _event(ticket: Ticket, actor: Actor, step: Stage, rows: list[TicketPhoto], now: dt.datetime) -> TicketEvent:
-    assert ticket.id is not None
-    return TicketEvent(
-        ticket_id=ticket.id,
-        at=now,
-        actor=actor.name,
-        actor_role=actor.role,
-        action="photo",
-        from_state=ticket.state,
-        to_state=ticket.state,
-        office=ticket.office,
-        category=ticket.category,
-        note=f"上传{STAGE_LABELS[step]}照片 {len(rows)} 张",
-        data={"stage": step.value, "photos": [r.id for r in rows]},
-    )
+    note = f"上传{STAGE_LABELS[step]}照片 {len(rows)} 张"
+    data = {"stage": step.value, "photos": [r.id for r in rows]}
+    return note_event(ticket, actor=actor, action="photo", note=note, data=data, now=now)
 
 
 def photo_view(row: TicketPhoto) -> TicketPhotoPublic:

@@ -20,7 +20,11 @@ router = APIRouter(prefix="/api/v1/hotline", tags=["热线推送"])
 
 async def read_limited_body(request: Request, settings: SettingsDep) -> bytes:
     """The raw body, refused with 413 beyond the configured size (also for chunked uploads)."""
-    limit = settings.max_body_bytes
+    return await read_body(request, settings.max_body_bytes)
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The raw body, refused with 413 beyond `limit` bytes, declared or streamed."""
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
         raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, f"请求体超过 {limit} 字节上限")

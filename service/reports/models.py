@@ -32,6 +32,8 @@ class Figures(BaseModel):
     received: int = 0
     # received in the period and flagged at intake as a hotspot (同楼栋同类多发 or 回潮)
     hotspots: int = 0
+    # received in the period and found by a patrol or a device (主动发现), not reported by a caller
+    discovered: int = 0
     resolved: int = 0
     due: int = 0
     on_time: int = 0
@@ -45,6 +47,7 @@ class Figures(BaseModel):
     returned: int = 0
     reopened: int = 0
     # a rate is None when its denominator is zero (shown as "—" with the reason)
+    discovery_rate: float | None = None
     closure_rate: float | None = None
     on_time_rate: float | None = None
     contact_rate: float | None = None

@@ -34,11 +34,12 @@ from service.reports.models import (
     ReportSnapshot,
 )
 from service.rules import ServiceRules
-from service.tickets.models import State, Ticket, TicketEvent, TicketRound
+from service.tickets.models import DISCOVERY_SOURCES, State, Ticket, TicketEvent, TicketRound
 
 COUNTS = (
     "received",
     "hotspots",
+    "discovered",
     "resolved",
     "due",
     "on_time",
@@ -71,8 +72,11 @@ LABELS = {
     "mean_hours": "平均办结时长(小时)",
     "median_hours": "办结时长中位数(小时)",
     "hotspots": "冒头工单",
+    "discovered": "主动发现",
+    "discovery_rate": "主动发现率",
 }
 RATES = (
+    "discovery_rate",
     "closure_rate",
     "on_time_rate",
     "contact_rate",
@@ -227,7 +231,12 @@ def _ticket_counts(
     round_open = and_(r.started_at < hi, r.resolve_due < hi, r.resolved_at >= hi)
     parts = [
         _grouped(
-            conn, _within(t.received_at, lo, hi), scope, received=func.count(), hotspots=_count(t.hotspot.is_(True))
+            conn,
+            _within(t.received_at, lo, hi),
+            scope,
+            received=func.count(),
+            hotspots=_count(t.hotspot.is_(True)),
+            discovered=_count(t.source.in_(DISCOVERY_SOURCES)),
         ),
         *_sources(conn, scope, resolved),
         *_sources(conn, scope, due),
@@ -339,6 +348,7 @@ def _finish(counts: dict[str, float], median: float | None) -> dict[str, Any]:
     row.update(
         {
             "closure_rate": _ratio(counts.get("resolved", 0), counts.get("due", 0)),
+            "discovery_rate": _ratio(counts.get("discovered", 0), counts.get("received", 0)),
             "on_time_rate": _ratio(counts.get("on_time", 0), counts.get("resolved", 0)),
             "contact_rate": _ratio(counts.get("contact_on_time", 0), counts.get("contact_due", 0)),
             "solved_rate": _ratio(counts.get("solved", 0), counts.get("solved", 0) + counts.get("explained", 0)),

@@ -54,7 +54,13 @@ OPEN_STATES = frozenset(
     }
 )
 
-CHANNELS = ("电话", "网站", "微信", "APP", "Open311")
+PATROL_CHANNEL = "巡查发现"
+DEVICE_CHANNEL = "设备发现"
+CHANNELS = ("电话", "网站", "微信", "APP", "Open311", PATROL_CHANNEL, DEVICE_CHANNEL)
+# Ticket.source of problems found by our own patrols and devices before anyone called (主动发现)
+PATROL_SOURCE = "patrol"
+DEVICE_SOURCE = "device"
+DISCOVERY_SOURCES = (PATROL_SOURCE, DEVICE_SOURCE)
 URGENCIES = ("紧急", "一般")
 KINDS = ("咨询", "求助", "投诉", "建议")
 

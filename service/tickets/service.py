@@ -8,10 +8,10 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, or_
+from sqlalchemy import false, func, literal, or_, union
 from sqlmodel import Session, col, select
 
-from service.areas.models import UNPLACED
+from service.areas.models import UNPLACED, Area
 from service.auth.models import Role, User
 from service.clock import utcnow
 from service.errors import (
@@ -28,10 +28,11 @@ class Actor:
     name: str
     role: str
     office: str | None = None
+    area_id: int | None = None
 
     @classmethod
     def of(cls, user: User) -> Actor:
-        return cls(name=user.name, role=user.role, office=user.office)
+        return cls(name=user.name, role=user.role, office=user.office, area_id=user.area_id)
 
 
 HOTLINE = Actor(name="hotline", role=SYSTEM)
@@ -48,15 +49,36 @@ def get_by_external_id(*, session: Session, external_id: str) -> Ticket | None:
 # Queries -----------------------------------------------------------------------------------------------------
 
 
+def area_subtree(root: int | None) -> Any:
+    """The ids of an area and of every area under it (a 片区's 居民区 and their 网格): what a patrol may see."""
+    if root is None:
+        return select(Area.id).where(false())
+    children = select(Area.id).where(Area.parent_id == root)
+    grandchildren = select(Area.id).where(col(Area.parent_id).in_(children))
+    return union(select(literal(root)), children, grandchildren)
+
+
 def _visible(statement: Any, actor: Actor) -> Any:
     if actor.role == Role.office:
         return statement.where(Ticket.office == actor.office)
+    if actor.role == Role.patrol:
+        return statement.where(col(Ticket.area_id).in_(area_subtree(actor.area_id)))
     return statement
+
+
+def _hidden(session: Session, ticket: Ticket, actor: Actor) -> bool:
+    if actor.role == Role.office:
+        return ticket.office != actor.office
+    if actor.role == Role.patrol:
+        return ticket.area_id is None or ticket.area_id not in set(
+            session.execute(area_subtree(actor.area_id)).scalars().all()
+        )
+    return False
 
 
 def get_ticket(*, session: Session, ticket_id: int, actor: Actor) -> Ticket:
     ticket = session.get(Ticket, ticket_id)
-    if ticket is None or (actor.role == Role.office and ticket.office != actor.office):
+    if ticket is None or _hidden(session, ticket, actor):
         # another office's ticket is reported as missing, so its existence does not leak
         raise NotFoundError(f"工单 {ticket_id} 不存在")
     return ticket
@@ -171,12 +193,19 @@ def matching_tickets(
 
 def system_event(ticket: Ticket, *, action: str, note: str, data: dict[str, Any], now: dt.datetime) -> TicketEvent:
     """An event the system writes without a person (督办, calendar recompute): the state does not change."""
+    return note_event(ticket, actor=SYSTEM_ACTOR, action=action, note=note, data=data, now=now)
+
+
+def note_event(
+    ticket: Ticket, *, actor: Actor, action: str, note: str, data: dict[str, Any], now: dt.datetime
+) -> TicketEvent:
+    """A timeline entry that changes no state (a place corrected, photos added, a problem filed on patrol)."""
     assert ticket.id is not None
     return TicketEvent(
         ticket_id=ticket.id,
         at=now,
-        actor=SYSTEM,
-        actor_role=SYSTEM,
+        actor=actor.name,
+        actor_role=actor.role,
         action=action,
         from_state=ticket.state,
         to_state=ticket.state,

@@ -17,8 +17,8 @@ from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile as StarletteUpload
 
-from service.areas.models import UNPLACED_FILTER, AreaNode
-from service.areas.service import area_tree, relocate, ticket_place
+from service.areas.models import UNPLACED_FILTER
+from service.areas.service import area_choices, relocate, ticket_place
 from service.auth.models import DISPATCH_ROLES, ROLE_LABELS, Role, User, WebSession
 from service.auth.service import user_for_token
 from service.auth.sessions import (
@@ -35,7 +35,7 @@ from service.auth.sessions import (
 from service.deadlines.lights import lights
 from service.deps import SessionDep, StateDep
 from service.errors import DomainError, InvalidInputError, NotFoundError, http_status
-from service.evidence.models import STAGE_LABELS, Stage, TicketPhoto
+from service.evidence.models import STAGE_LABELS, UPLOAD_STAGES, Stage, TicketPhoto
 from service.evidence.service import attach, photos, read_photo
 from service.flows.lifecycle import Lifecycle
 from service.labels import LIGHTS, SYSTEM_ACTIONS, zh
@@ -348,6 +348,8 @@ def home(web: WebUser, state: StateDep) -> Response:
 def _landing(user: User) -> str:
     if user.role == Role.office:
         return "/ui/workbench"
+    if user.role == Role.patrol:
+        return "/ui/report"
     return "/ui/queue" if user.role in DISPATCHERS else "/ui/reports"
 
 
@@ -509,10 +511,10 @@ def ticket_page(request: Request, ticket_ref: str, web: WebUser, session: Sessio
         buttons=ACTION_BUTTONS,
         place=ticket_place(session=session, ticket=ticket),
         photos=[_photo_row(p, zone) for p in photos(session=session, ticket_id=ticket_id)],
-        photo_stages=STAGE_LABELS,
+        photo_stages={s.value: STAGE_LABELS[s] for s in UPLOAD_STAGES},
         may_upload=State(ticket.state) in OPEN_STATES
         and (user.role in DISPATCHERS or (user.role == Role.office and user.office == ticket.office)),
-        area_choices=_area_choices(session) if user.role in DISPATCHERS else [],
+        area_choices=area_choices(session=session) if user.role in DISPATCHERS else [],
     )
 
 
@@ -524,20 +526,6 @@ def _photo_row(photo: TicketPhoto, zone: ZoneInfo) -> dict[str, Any]:
         "at": _local(photo.uploaded_at, zone),
         "size": f"{photo.width}×{photo.height}",
     }
-
-
-def _area_choices(session: Session) -> list[tuple[int, str]]:
-    """Every active area as a dispatcher picks it: 片区 / 居民区 / 网格, in registry order."""
-    choices: list[tuple[int, str]] = []
-
-    def walk(nodes: list[AreaNode], path: str) -> None:
-        for node in nodes:
-            label = f"{path} / {node.name}" if path else node.name
-            choices.append((node.id, label))
-            walk(node.children, label)
-
-    walk(area_tree(session=session), "")
-    return choices
 
 
 def _verdict(done: dt.datetime | None, due: dt.datetime | None, missed: str) -> str:

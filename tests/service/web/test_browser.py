@@ -4,20 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-import shutil
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 from openpyxl import load_workbook
 from sqlmodel import Session
 
 from classifier.decision import Classifier
-from service.app import create_app
 from service.db import upgrade
 from service.flows.lifecycle import Lifecycle
 from service.flows.receive import intake
@@ -26,8 +21,11 @@ from service.state import AppState
 from service.tickets.models import Ticket, TicketCreate
 from service.tickets.service import Actor
 from tests.conftest import ROOT, make_state, token_for
+from tests.service.web.conftest import (
+    CHROMIUM,
+    served,
+)
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = ROOT / "test-artifacts"
 XSS = '<script>window.__xss=1</script><img src=x onerror="window.__xss=2">楼道里有人飞线充电'
 
@@ -53,16 +51,8 @@ def server(
         "pingan": token_for(state, "office", "pingan", name="平安办小李"),
         "guanli": token_for(state, "office", "guanli", name="管理办老王"),
     }
-    config = uvicorn.Config(create_app(state=state), host="127.0.0.1", port=0, log_level="warning")
-    srv = uvicorn.Server(config)
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    while not srv.started:
-        time.sleep(0.05)
-    port = srv.servers[0].sockets[0].getsockname()[1]
-    yield {"base": f"http://127.0.0.1:{port}", "state": state, "ids": ids, "tokens": tokens}
-    srv.should_exit = True
-    thread.join(timeout=10)
+    with served(state) as base:
+        yield {"base": base, "state": state, "ids": ids, "tokens": tokens}
 
 
 def _seed(state: AppState) -> dict[str, int]:
@@ -117,27 +107,6 @@ def time_now() -> Any:
     import datetime as dt
 
     return dt.datetime.now(dt.UTC)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(
-            executable_path=CHROMIUM,
-            headless=True,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ],
-        )
-        yield b
-        b.close()
 
 
 def _login(browser: Any, base: str, token: str, width: int = 1366, height: int = 768) -> Any:

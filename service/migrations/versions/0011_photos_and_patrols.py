@@ -1,4 +1,5 @@
-"""photo evidence: ticket_photo holds each cleaned photo's place in the photo store, its step and who took it
+"""photo evidence and patrols: ticket_photo holds each cleaned photo's place in the photo store, its step and who
+took it; a patrol user (role patrol) is bound to an area of the registry
 
 Revision ID: 0011
 Revises: 0010
@@ -38,8 +39,14 @@ def upgrade() -> None:
         sa.UniqueConstraint("ticket_id", "stage", "sha256", name="uq_ticket_photo"),
     )
     op.create_index("ix_ticket_photo_ticket", "ticket_photo", ["ticket_id", "id"], unique=False)
+    with op.batch_alter_table("app_user") as batch_op:
+        batch_op.add_column(sa.Column("area_id", sa.Integer(), nullable=True))
+        batch_op.create_foreign_key("fk_app_user_area_id_area", "area", ["area_id"], ["id"])
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("app_user") as batch_op:
+        batch_op.drop_constraint("fk_app_user_area_id_area", type_="foreignkey")
+        batch_op.drop_column("area_id")
     op.drop_index("ix_ticket_photo_ticket", table_name="ticket_photo")
     op.drop_table("ticket_photo")
