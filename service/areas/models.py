@@ -18,7 +18,6 @@ class Level(enum.StrEnum):
 
 
 LEVEL_LABELS = {Level.zone: "片区", Level.community: "居民区", Level.cell: "网格"}
-LEVELS_BY_LABEL = {label: level for level, label in LEVEL_LABELS.items()}
 
 
 class Placement(enum.StrEnum):

@@ -152,9 +152,16 @@ def area_index(session: Session) -> AreaIndex:
     """The index for this database, rebuilt when the registry changed (any process's import): one small query per
     call checks that, so every API process places by the same registry without a restart."""
     # every import rewrites the patterns, whose ids only grow: their max id changes whenever the registry does
-    areas = select(func.count(), func.max(Area.updated_at)).select_from(Area)
-    patterns = select(func.count(), func.max(AreaPattern.id)).select_from(AreaPattern)
-    stamp = (*session.exec(areas).one(), *session.exec(patterns).one())
+    stamp = tuple(
+        session.exec(
+            select(
+                select(func.count()).select_from(Area).scalar_subquery(),
+                select(func.max(Area.updated_at)).scalar_subquery(),
+                select(func.count()).select_from(AreaPattern).scalar_subquery(),
+                select(func.max(AreaPattern.id)).scalar_subquery(),
+            )
+        ).one()
+    )
     key = str(session.get_bind().engine.url)
     cached = _cache.get(key)
     if cached is not None and cached[0] == stamp:
