@@ -153,6 +153,7 @@ class Rules(StrictModel):
     intake: Any = None
     learning: Any = None
     evidence: Any = None
+    key_points: Any = None
 
     @field_validator("timezone")
     @classmethod

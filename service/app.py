@@ -29,6 +29,7 @@ from service.evidence.storage import PhotoStore, make_store
 from service.intake import devices as device_routes
 from service.intake import open311
 from service.intake import routes as intake_routes
+from service.keypoints import routes as keypoint_routes
 from service.notify import routes as notify_routes
 from service.ops import routes as ops_routes
 from service.ops.metrics import Metrics
@@ -38,6 +39,7 @@ from service.settings import Settings, get_settings
 from service.state import AppState
 from service.tickets import routes as ticket_routes
 from service.tickets.models import TicketCreate
+from service.web import keypoints as web_keypoints
 from service.web import listing as web_listing
 from service.web import patrol as web_patrol
 from service.web import routes as web_routes
@@ -209,6 +211,7 @@ def create_app(settings: Settings | None = None, state: AppState | None = None) 
         intake_routes,
         ticket_routes,
         area_routes,
+        keypoint_routes,
         photo_routes,
         device_routes,
         notify_routes,
@@ -217,6 +220,7 @@ def create_app(settings: Settings | None = None, state: AppState | None = None) 
         ops_routes,
         web_listing,
         web_patrol,
+        web_keypoints,
         web_routes,
     ):
         app.include_router(module.router)

@@ -33,6 +33,7 @@ users_app = typer.Typer(help="用户与令牌", no_args_is_help=True)
 sessions_app = typer.Typer(help="网页会话：查看、全部结束", no_args_is_help=True)
 model_app = typer.Typer(help="模型版本：列出、启用、回退", no_args_is_help=True)
 areas_app = typer.Typer(help="区域（片区 → 居民区 → 网格）：导入、查看", no_args_is_help=True)
+keypoints_app = typer.Typer(help="五违四必库内重点点位：导入、查看、违建台账", no_args_is_help=True)
 calendar_app = typer.Typer(help="工作日日历：补充节假日后重算未办结工单的时限", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
@@ -40,6 +41,7 @@ app.add_typer(sessions_app, name="sessions")
 app.add_typer(model_app, name="model")
 app.add_typer(calendar_app, name="calendar")
 app.add_typer(areas_app, name="areas")
+app.add_typer(keypoints_app, name="keypoints")
 classifier_cli.register(app)
 
 
@@ -172,6 +174,16 @@ def calendar_recompute(
     typer.echo(f"{verb} {len(changes)} 件未办结工单的时限{tail}")
 
 
+def _unreadable(path: Path, exc: Exception) -> typer.Exit:
+    """A table file that could not be read, or every problem in it (nothing was imported)."""
+    problems = getattr(exc, "problems", None)
+    if problems is None:
+        return _fail(f"无法读取 {path}：{exc}")
+    for problem in problems:
+        typer.echo(problem, err=True)
+    return _fail(f"{path} 有 {len(problems)} 处错误，未导入任何内容")
+
+
 @areas_app.command("import")
 def areas_import(
     path: Annotated[Path, typer.Argument(help="区域表 CSV 或 XLSX（模板见 examples/areas.csv）")],
@@ -187,12 +199,8 @@ def areas_import(
     rules = load_rules(settings.rules)
     try:
         registry = parse(read_rows(path), zones=rules.places.grids or None)
-    except (OSError, UnicodeDecodeError) as exc:
-        raise _fail(f"无法读取 {path}：{exc}") from exc
-    except RegistryError as exc:
-        for problem in exc.problems:
-            typer.echo(problem, err=True)
-        raise _fail(f"{path} 有 {len(exc.problems)} 处错误，未导入任何内容") from exc
+    except (OSError, UnicodeDecodeError, RegistryError) as exc:
+        raise _unreadable(path, exc) from exc
     counts = "、".join(f"{registry.count(level)} 个{label}" for level, label in LEVEL_LABELS.items())
     if dry_run:
         typer.echo(f"检查通过：{counts}（未写入）")
@@ -230,6 +238,99 @@ def _pattern_text(p: Any) -> str:
         return str(p.name)
     side = {"odd": "单号", "even": "双号"}.get(p.parity, "")
     return f"{p.name} {p.lo}–{p.hi}{side}"
+
+
+@keypoints_app.command("import")
+def keypoints_import(
+    path: Annotated[Path, typer.Argument(help="点位表 CSV 或 XLSX（模板见 examples/keypoints.csv）")],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="只检查文件，不写入")] = False,
+) -> None:
+    """Import key points (upsert by 编号), each placed in the area registry: import the areas first."""
+    from service.keypoints.registry import RegistryError, parse, read_rows
+    from service.keypoints.service import import_key_points
+    from service.routing.service import grid_for
+
+    settings = Settings()
+    rules = load_rules(settings.rules)
+    types = {code: rules.categories[code].name for code in rules.key_points.types}
+    try:
+        points = parse(read_rows(path), types=types, construction=rules.key_points.construction_type)
+    except (OSError, UnicodeDecodeError, RegistryError) as exc:
+        raise _unreadable(path, exc) from exc
+    for spec in points.unlinked():
+        typer.echo(f"提示：第 {spec.row} 行 地址「{spec.address}」识别不出楼栋，工单不会自动关联到点位 {spec.code}")
+    if dry_run:
+        typer.echo(f"检查通过：{len(points.points)} 个点位（未写入）")
+        return
+    session, _ = _session()
+    with session:
+        done = import_key_points(
+            session=session,
+            points=points,
+            zone_of=lambda a: grid_for(a, rules),
+            zone=ZoneInfo(rules.timezone),
+            now=utcnow(),
+        )
+    typer.echo(f"已导入点位：新增 {done.created} 个，更新 {done.updated} 个")
+    if done.unplaced:
+        typer.echo(f"未定位到网格的点位（先导入区域表？）：{'、'.join(done.unplaced)}")
+
+
+@keypoints_app.command("list")
+def keypoints_list() -> None:
+    """Print every key point: number, address, grid, type, m² and status."""
+    from service.keypoints.service import key_point_view, list_key_points
+
+    rules = load_rules(Settings().rules)
+    session, _ = _session()
+    with session:
+        points = [key_point_view(p) for p in list_key_points(session=session)]
+    if not points:
+        typer.echo("尚未导入点位（hotline keypoints import FILE）")
+    for p in points:
+        kind = rules.categories[p.category].name if p.category in rules.categories else p.category
+        where = " / ".join(x or "—" for x in (p.zone, p.community, p.cell))
+        due = f"  期限 {p.target_date}" if p.target_date else ""
+        done = f"  已拆 {p.demolished_m2:g} ㎡" if p.demolished_m2 is not None else ""
+        typer.echo(
+            f"{p.code}\t{p.address}\t{where}\t{kind}（{p.kind_label}）\t{p.area_m2:g} ㎡\t{p.status_label}{due}{done}"
+        )
+
+
+@keypoints_app.command("ledger")
+def keypoints_ledger(
+    year: Annotated[int | None, typer.Option("--year", help="年份（缺省今年，按规则文件时区）")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="text / json")] = "text",
+) -> None:
+    """Print the 违建 ledger for a year: m² demolished against the target, new 违建, open and overdue points."""
+    import json
+
+    from service.keypoints.service import ledger
+
+    if fmt not in ("text", "json"):
+        raise _fail("--format 只能是 text 或 json")
+    if year is not None and not 2000 <= year <= 2099:
+        raise _fail("--year 须在 2000–2099 之间")
+    rules = load_rules(Settings().rules)
+    zone, now = ZoneInfo(rules.timezone), utcnow()
+    session, _ = _session()
+    with session:
+        data = ledger(
+            session=session, rules=rules.key_points, zone=zone, year=year or now.astimezone(zone).year, now=now
+        )
+    if fmt == "json":
+        typer.echo(json.dumps(data.model_dump(mode="json"), ensure_ascii=False, indent=2))
+        return
+    progress = f"{data.progress:.1%}" if data.progress is not None else "未设目标"
+    typer.echo(f"{data.year} 年违建台账")
+    typer.echo(
+        f"拆除存量违建 {data.demolished_m2:g} / {data.target_m2:g} ㎡（{progress}）；"
+        f"拆除新增违建 {data.new_demolished_m2:g} ㎡"
+    )
+    typer.echo(f"新增违建点位 {data.new_found} 个（目标为零）；新增违建线索（不在点位上的违建工单）{data.new_clues} 件")
+    typer.echo(f"本年整治完成 {data.cleared} 个点位，未完成 {data.open} 个")
+    for p in data.overdue:
+        typer.echo(f"  超期 {p.days_overdue} 天：{p.code} {p.address}（期限 {p.target_date}，{p.status_label}）")
 
 
 _DUE_NAMES = {"first_contact_due": "先行联系时限", "resolve_due": "办结时限", "supervise_due": "督办时限"}

@@ -19,6 +19,11 @@ SYSTEM_ACTIONS: Mapping[str, str] = {
     "supervise": "督办",
     "recalendar": "日历更新后重算时限",
     "place": "更正位置",
+    "photo": "上传照片",
+    "discover": "主动发现",
+    "assist": "添加协办科室",
+    "unassist": "移除协办科室",
+    "assist-part": "协办情况",
 }
 UNKNOWN = "其他"
 

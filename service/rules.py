@@ -137,6 +137,19 @@ class EvidenceRules(StrictModel):
     max_pixels: int = Field(default=40_000_000, ge=1_000_000, le=200_000_000)
     # 办结 of these categories needs at least one photo taken at 办结 (整改后照片) in the current round
     require_after_photo: tuple[str, ...] = ()
+    # 办结 of these categories waits for a dispatcher's review (办结审核) before it counts and is sent to the hotline
+    review_resolution: tuple[str, ...] = ()
+
+
+class KeyPointRules(StrictModel):
+    """五违四必 key points (库内重点点位): the categories they may have, and the year's 违建 demolition target."""
+
+    # m² of existing 违建 to demolish in a calendar year (local time): the ledger's target
+    yearly_demolition_target_m2: float = Field(default=0, ge=0, le=10_000_000)
+    # category codes a key point may have; empty: no key points can be imported
+    types: tuple[str, ...] = ()
+    # the category that is 违建: clearing such a point needs the m² demolished, and the ledger counts its m²
+    construction_type: str = "illegal_construction"
 
 
 class ServiceRules(Rules):
@@ -150,6 +163,7 @@ class ServiceRules(Rules):
     intake: IntakeRules = IntakeRules()
     learning: LearningRules = LearningRules()
     evidence: EvidenceRules = EvidenceRules()
+    key_points: KeyPointRules = KeyPointRules()
 
     def cross_check(self) -> list[tuple[tuple[str, ...], str]]:
         problems = super().cross_check()
@@ -159,9 +173,27 @@ class ServiceRules(Rules):
         for i, code in enumerate(self.evidence.require_after_photo):
             if code not in self.categories:
                 problems.append((("evidence", "require_after_photo", str(i)), f"「{code}」不是已定义的分类"))
+        for i, code in enumerate(self.evidence.review_resolution):
+            if code not in self.categories:
+                problems.append((("evidence", "review_resolution", str(i)), f"「{code}」不是已定义的分类"))
+        problems += self._key_point_problems()
         unknown = [r for r in self.learning.misroute_reasons if r not in self.lifecycle.return_reasons]
         if unknown:
             problems.append((("learning", "misroute_reasons"), f"{unknown} 不在 lifecycle.return_reasons 中"))
+        return problems
+
+    def _key_point_problems(self) -> list[tuple[tuple[str, ...], str]]:
+        section = self.key_points
+        problems: list[tuple[tuple[str, ...], str]] = [
+            (("key_points", "types", str(i)), f"「{code}」不是已定义的分类")
+            for i, code in enumerate(section.types)
+            if code not in self.categories
+        ]
+        # without types the feature is off, and the 违建 category need not exist (a district's file)
+        if section.types and section.construction_type not in section.types:
+            problems.append(
+                (("key_points", "construction_type"), f"「{section.construction_type}」不在 key_points.types 中")
+            )
         return problems
 
 

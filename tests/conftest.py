@@ -121,7 +121,7 @@ def _truncate_pg(url: str) -> None:
     with engine.begin() as conn:
         conn.exec_driver_sql(
             "TRUNCATE outbox, alert, routing_label, ticket_event, ticket, app_user, model_activation,"
-            " area_pattern, area, ticket_photo"
+            " area_pattern, area, ticket_photo, key_point_change, key_point, ticket_assist"
             " RESTART IDENTITY CASCADE"
         )
     engine.dispose()

@@ -100,11 +100,14 @@ def read_rows(path: Path) -> list[list[str]]:
     return [[clean(v) for v in row] for row in csv.reader(io.StringIO(text))]
 
 
-def _header(row: Sequence[str]) -> tuple[dict[str, int], list[str]]:
+def header(
+    row: Sequence[str], *, required: Sequence[str] = REQUIRED, columns: Sequence[str] = COLUMNS
+) -> tuple[dict[str, int], list[str]]:
+    """The header row's column positions, and what is missing or unknown in it (a table file's first row)."""
     index = {name: i for i, name in enumerate(row) if name}
-    problems = [f"第 1 行：缺少列「{name}」" for name in REQUIRED if name not in index]
+    problems = [f"第 1 行：缺少列「{name}」" for name in required if name not in index]
     problems += [
-        f"第 1 行：不认识的列「{name}」（可用列：{'、'.join(COLUMNS)}）" for name in index if name not in COLUMNS
+        f"第 1 行：不认识的列「{name}」（可用列：{'、'.join(columns)}）" for name in index if name not in columns
     ]
     return index, problems
 
@@ -191,7 +194,7 @@ def parse(rows: Iterable[Sequence[str]], *, zones: Iterable[str] | None = None) 
         raise RegistryError(["文件是空的：第 1 行应是列名（" + "、".join(COLUMNS) + "）"])
     if len(rows) > MAX_ROWS + 1:
         raise RegistryError([f"行数超过 {MAX_ROWS}"])
-    index, problems = _header(rows[0])
+    index, problems = header(rows[0])
     if problems:
         raise RegistryError(problems)
     known = set(zones) if zones is not None else None

@@ -15,11 +15,14 @@ class Stage(enum.StrEnum):
     found = "found"  # filed by a patrol or a device: the problem as discovered
     contact = "contact"  # 先行联系: the problem as found
     resolve = "resolve"  # 办结: after the fix (整改后)
+    assist = "assist"  # 联勤联动: an assisting office's part
 
 
-STAGE_LABELS = {Stage.found: "发现", Stage.contact: "先行联系", Stage.resolve: "办结（整改后）"}
+STAGE_LABELS = {Stage.found: "发现", Stage.contact: "先行联系", Stage.resolve: "办结（整改后）", Stage.assist: "协办"}
 # the steps a person picks when uploading to an existing ticket (found photos come with the filing)
 UPLOAD_STAGES = (Stage.contact, Stage.resolve)
+# the one step an assisting office uploads at
+ASSIST_STAGES = (Stage.assist,)
 
 
 class TicketPhoto(SQLModel, table=True):

@@ -13,28 +13,47 @@ from sqlmodel import Session, col, select
 from service.auth.models import DISPATCH_ROLES, Role
 from service.errors import ConflictError, ForbiddenError, InvalidInputError, NotFoundError, UnavailableError
 from service.evidence.images import CleanPhoto, check_count, clean_photo
-from service.evidence.models import STAGE_LABELS, UPLOAD_STAGES, Stage, TicketPhoto, TicketPhotoPublic
+from service.evidence.models import (
+    ASSIST_STAGES,
+    STAGE_LABELS,
+    UPLOAD_STAGES,
+    Stage,
+    TicketPhoto,
+    TicketPhotoPublic,
+)
 from service.evidence.storage import PhotoStore, photo_key
 from service.rules import EvidenceRules, ServiceRules
 from service.tickets.models import OPEN_STATES, State, Ticket, TicketEvent
-from service.tickets.service import Actor, get_ticket, note_event
+from service.tickets.service import Actor, get_ticket, is_assisting, note_event
 
 log = logging.getLogger(__name__)
 
 
-def _stage(value: str) -> Stage:
-    if value not in UPLOAD_STAGES:
-        names = "、".join(f"{s.value}（{STAGE_LABELS[s]}）" for s in UPLOAD_STAGES)
+def _stage(value: str, allowed: tuple[Stage, ...]) -> Stage:
+    if value not in allowed:
+        names = "、".join(f"{s.value}（{STAGE_LABELS[s]}）" for s in allowed)
         raise InvalidInputError("stage", f"照片环节只能是 {names}")
     return Stage(value)
 
 
-def _may_upload(ticket: Ticket, actor: Actor) -> None:
-    if actor.role == Role.office and ticket.office == actor.office:
-        return
-    if actor.role in DISPATCH_ROLES:
-        return
-    raise ForbiddenError("只有承办科室和派单员可以上传照片")
+def upload_stages(*, session: Session, ticket: Ticket, actor: Actor) -> tuple[Stage, ...]:
+    """The steps `actor` may upload photos at: the lead office's and the dispatcher's, or an assisting office's."""
+    if actor.role in DISPATCH_ROLES or (actor.role == Role.office and ticket.office == actor.office):
+        return UPLOAD_STAGES
+    if (
+        actor.role == Role.office
+        and ticket.id is not None
+        and is_assisting(session=session, ticket_id=ticket.id, office=actor.office)
+    ):
+        return ASSIST_STAGES
+    return ()
+
+
+def _may_upload(session: Session, ticket: Ticket, actor: Actor) -> tuple[Stage, ...]:
+    allowed = upload_stages(session=session, ticket=ticket, actor=actor)
+    if not allowed:
+        raise ForbiddenError("只有承办科室、协办科室和派单员可以上传照片")
+    return allowed
 
 
 def attach(
@@ -51,12 +70,14 @@ def attach(
     """Check every upload (all or none are kept), clean and store each, and record them on the ticket. The same
     photo uploaded twice for one step is kept once."""
     ticket = get_ticket(session=session, ticket_id=ticket_id, actor=actor)
-    _may_upload(ticket, actor)
-    step = _stage(stage)
+    step = _stage(stage, _may_upload(session, ticket, actor))
     if State(ticket.state) not in OPEN_STATES:
         raise ConflictError(
             f"工单已{'办结' if ticket.state in (State.resolved, State.closed) else '作废'}，不能再上传照片"
         )
+    if ticket.state == State.resolution_review:
+        # the reviewer judges the evidence as it was submitted; a 驳回 reopens it for new photos
+        raise ConflictError("办结待审核，审核期间不能上传照片；如被驳回，可重新上传后再办结")
     cleaned = clean_all(rules, uploads, min_count=1)
     return store_photos(session=session, store=store, ticket=ticket, step=step, cleaned=cleaned, actor=actor, now=now)
 
@@ -170,6 +191,9 @@ def check_after_photo(*, session: Session, rules: ServiceRules, ticket: Ticket) 
     if ticket.category not in rules.evidence.require_after_photo:
         return
     since = ticket.resolve_clock_start or ticket.clock_start or ticket.created_at
+    if ticket.rejected_at is not None and ticket.rejected_at > since:
+        # a rejected 办结's photos did not show the fix: the next one needs a photo taken since
+        since = ticket.rejected_at
     count = session.exec(
         select(func.count()).where(
             TicketPhoto.ticket_id == ticket.id,
@@ -179,4 +203,5 @@ def check_after_photo(*, session: Session, rules: ServiceRules, ticket: Ticket) 
     ).one()
     if not count:
         name = rules.categories[ticket.category].name
-        raise InvalidInputError("photos", f"{name}工单办结前须上传整改后照片（环节：办结）")
+        again = "（办结被驳回后须重新拍摄）" if since == ticket.rejected_at else ""
+        raise InvalidInputError("photos", f"{name}工单办结前须上传整改后照片（环节：办结）{again}")

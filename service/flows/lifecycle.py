@@ -34,6 +34,7 @@ from service.tickets.models import (
     ExtensionBody,
     FollowUpBody,
     MergeBody,
+    RejectBody,
     RerouteBody,
     ResolveBody,
     ReturnBody,
@@ -85,7 +86,8 @@ def _authorize(ticket: Ticket, action: str, actor: Actor) -> None:
     if actor.role not in transition.roles:
         raise ForbiddenError(f"角色「{actor.role}」无权执行「{transition.label}」")
     if actor.role == Role.office and ticket.office != actor.office:
-        raise NotFoundError(f"工单 {ticket.id} 不存在")
+        # the ticket was visible, so this office assists it (联勤联动): the lead office alone moves it
+        raise ForbiddenError(f"本科室是协办科室，不能「{transition.label}」：由主办科室办理和办结")
     reason = refusal(action, ticket.state)
     if reason:
         raise IllegalTransitionError(reason)
@@ -359,15 +361,42 @@ class Lifecycle:
         if not note:
             raise InvalidInputError("note", "办结需要填写办理情况（note）")
         check_after_photo(session=self.session, rules=self.rules, ticket=ticket)
-        ticket.state = State.resolved
-        ticket.resolved_at = self.now
         ticket.resolve_result = result
         ticket.resolve_note = note
+        if ticket.category in self.rules.evidence.review_resolution:
+            # a proposal: it counts (resolved_at) and reaches the hotline only when the dispatcher approves it
+            ticket.state = State.resolution_review
+            return note, {"result": result, "review": True}
+        return note, self._resolved(ticket, result)
+
+    def _resolved(self, ticket: Ticket, result: str) -> dict[str, Any]:
+        ticket.state = State.resolved
+        ticket.resolved_at = self.now
         on_time = ticket.resolve_due is None or self.now <= ticket.resolve_due
         data: dict[str, Any] = {"result": result, "on_time": on_time}
         if ticket.first_contact_at is None:
             data["contact_missed"] = True  # allowed, and counted as 先行联系 not on time
-        return note, data
+        return data
+
+    def _approve_resolution(self, ticket: Ticket, body: ActionNote, actor: Actor) -> Outcome:
+        assert ticket.resolve_result is not None
+        # the callback carries the office's 办结 note: that is what the citizen is told; the reviewer's note is kept
+        data = self._resolved(ticket, ticket.resolve_result)
+        if body.note:
+            data["review_note"] = body.note
+        return ticket.resolve_note, data
+
+    def _reject_resolution(self, ticket: Ticket, body: RejectBody, actor: Actor) -> Outcome:
+        reason = body.note.strip()
+        if not reason:
+            raise InvalidInputError("note", "驳回办结需要说明理由（note）：照片或办理情况哪里不能说明已整改")
+        data = {"result": ticket.resolve_result, "resolve_note": ticket.resolve_note}
+        ticket.state = State.contacted if ticket.first_contact_at is not None else State.accepted
+        ticket.resolve_result = ticket.resolve_note = None
+        ticket.rejections += 1
+        ticket.rejected_at = self.now
+        ticket.rejection_note = reason
+        return reason, data
 
     def _return(self, ticket: Ticket, body: ReturnBody, actor: Actor) -> Outcome:
         reason = _choice(body.reason, self.rules.lifecycle.return_reasons, "reason", "退单理由")

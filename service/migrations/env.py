@@ -9,6 +9,7 @@ from sqlmodel import SQLModel
 import service.areas.models
 import service.auth.models
 import service.evidence.models
+import service.keypoints.models
 import service.learning.models
 import service.notify.models
 import service.reports.models

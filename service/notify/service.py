@@ -22,7 +22,7 @@ from service.errors import ConflictError, NotFoundError
 from service.notify.models import OutboxMessage, OutboxState
 from service.retry import Backoff
 from service.signing import sign
-from service.tickets.models import Ticket, TicketEvent
+from service.tickets.models import State, Ticket, TicketEvent
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +31,8 @@ CALLBACK_KINDS = {
     "accept": "签收",
     "contact": "先行联系",
     "resolve": "办结反馈",
+    # a reviewed category's 办结 reaches the hotline when the dispatcher approves it (the office's own step is internal)
+    "approve-resolution": "办结反馈",
     "return": "退单",
     "request-extension": "延期申请",
     "approve-extension": "延期批准",
@@ -41,7 +43,7 @@ CALLBACK_KINDS = {
 def enqueue(*, session: Session, ticket: Ticket, event: TicketEvent, now: dt.datetime) -> OutboxMessage | None:
     """Add the callback for `event` to the session (the caller's transaction commits it with the change)."""
     kind = CALLBACK_KINDS.get(event.action)
-    if kind is None or ticket.source != "hotline":
+    if kind is None or ticket.source != "hotline" or event.to_state == State.resolution_review:
         return None
     assert event.id is not None and ticket.id is not None
     payload = {

@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 import unicodedata
 
-_PREFIX = re.compile(r"^(上海市|上海)?(浦东新区|[^\d]{2,4}区)?([^\d]{2,6}(街道|镇))?")
+# a district name (黄浦区, 浦东新区) but not an estate that ends in 小区 (齐河小区12号 is a building, not a district)
+_PREFIX = re.compile(r"^(上海市|上海)?(浦东新区|[^\d]{2,4}(?<!小)区)?([^\d]{2,6}(街道|镇))?")
 _SPACES = re.compile(r"\s+")
 # an estate or lane, then the building number: 上南二村45号, 洪山路123弄5号楼, 云台大厦2幢
 _BUILDING = re.compile(

@@ -9,7 +9,7 @@ from typing import Any
 from openpyxl import Workbook
 from openpyxl.styles import Font
 
-from service.reports.models import DailyReport
+from service.reports.models import DailyReport, HotspotLine
 from service.reports.service import BREAKDOWN_LABELS, LABELS, RATES
 
 COLUMNS = tuple(LABELS)
@@ -39,7 +39,47 @@ def to_csv(report: DailyReport) -> bytes:
         writer.writerow([])
         writer.writerow(_ledger_area_header(report))
         writer.writerows(_ledger_area_rows(report))
+    if report.hotspot_list:
+        writer.writerow([])
+        writer.writerow(_hotspot_header(report))
+        writer.writerows(_hotspot_rows(report))
+    if report.assists:
+        writer.writerow([])
+        writer.writerow(ASSIST_HEADER)
+        writer.writerows(_assist_rows(report))
     return "\ufeff".encode() + buffer.getvalue().encode("utf-8")
+
+
+def _hotspot_header(report: DailyReport) -> list[str]:
+    level = "片区" if report.by == "office" else BREAKDOWN_LABELS[report.by]
+    return [f"热点清单·{level}", "楼栋", "分类", "期内工单", "期末在办", "回潮", "最近受理", "片区", "居民区", "网格"]
+
+
+def _hotspot_rows(report: DailyReport) -> list[list[Any]]:
+    return [
+        [
+            h.area,
+            h.building,
+            h.category_name,
+            h.tickets,
+            h.open,
+            "是" if h.recurrence else "",
+            h.last_received,
+            *_place(h),
+        ]
+        for h in report.hotspot_list
+    ]
+
+
+def _place(line: HotspotLine) -> list[str]:
+    return [line.zone, line.community, line.cell]
+
+
+ASSIST_HEADER = ["协办科室", "期内请协办", "期内记录协办情况", "期末协办中", "其中未记录协办情况"]
+
+
+def _assist_rows(report: DailyReport) -> list[list[Any]]:
+    return [[a.office_name, a.asked, a.recorded, a.open, a.open_without_part] for a in report.assists]
 
 
 def _ledger_area_header(report: DailyReport) -> list[str]:
@@ -70,22 +110,29 @@ def to_xlsx(report: DailyReport) -> bytes:
             for cell in sheet[letter][1:]:
                 cell.number_format = "0.00%"
     sheet.freeze_panes = "A2"
-    ledger = book.create_sheet("动态清零台账")
-    ledger.append(["分类", "日期", "日末在办", "新增", "重办", "办结", "回潮"])
-    for cell in ledger[1]:
-        cell.font = Font(bold=True)
-    for item in report.ledger:
-        for day in item.days:
-            ledger.append([item.name, day.date, day.open, day.new, day.reopened, day.closed, day.recurrence])
-    ledger.freeze_panes = "A2"
+    days = [
+        [item.name, day.date, day.open, day.new, day.reopened, day.closed, day.recurrence]
+        for item in report.ledger
+        for day in item.days
+    ]
+    _sheet(book, "动态清零台账", ["分类", "日期", "日末在办", "新增", "重办", "办结", "回潮"], days)
     if report.ledger_areas:
-        where = book.create_sheet(f"台账按{BREAKDOWN_LABELS[report.by]}")
-        where.append(_ledger_area_header(report))
-        for cell in where[1]:
-            cell.font = Font(bold=True)
-        for line in _ledger_area_rows(report):
-            where.append(line)
-        where.freeze_panes = "A2"
+        _sheet(book, f"台账按{BREAKDOWN_LABELS[report.by]}", _ledger_area_header(report), _ledger_area_rows(report))
+    if report.hotspot_list:
+        _sheet(book, "热点清单", _hotspot_header(report), _hotspot_rows(report))
+    if report.assists:
+        _sheet(book, "联勤联动", ASSIST_HEADER, _assist_rows(report))
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()
+
+
+def _sheet(book: Workbook, title: str, header: list[str], rows: list[list[Any]]) -> None:
+    """One more worksheet: a bold, frozen header row and the rows under it."""
+    sheet = book.create_sheet(title)
+    sheet.append(header)
+    for cell in sheet[1]:
+        cell.font = Font(bold=True)
+    for line in rows:
+        sheet.append(line)
+    sheet.freeze_panes = "A2"

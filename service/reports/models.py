@@ -46,6 +46,8 @@ class Figures(BaseModel):
     dispatched: int = 0
     returned: int = 0
     reopened: int = 0
+    # 办结审核: 办结 the dispatcher sent back to the office (counted for the office whose 办结 it was)
+    rejected: int = 0
     # a rate is None when its denominator is zero (shown as "—" with the reason)
     discovery_rate: float | None = None
     closure_rate: float | None = None
@@ -143,6 +145,40 @@ class MonitorReport(BaseModel):
     lines: list[MonitorLine]
 
 
+class AssistLine(BaseModel):
+    """联勤联动 of one assisting office: the tickets it was asked to help with, listed apart from the lead office's
+    figures (each ticket counts once, for its lead office)."""
+
+    office: str
+    office_name: str
+    # asked to assist in the period
+    asked: int
+    # recorded its part in the period
+    recorded: int
+    # at the period's end: assisting a ticket still open, and of those, without a part recorded yet
+    open: int
+    open_without_part: int
+
+
+class HotspotLine(BaseModel):
+    """冒头就打: one building where a category flared up in the period (a ticket flagged as 同楼栋同类多发 or 回潮),
+    with its place and what it came to."""
+
+    # the area at the report's level (片区 for the office breakdown; 未定位 when the ticket was not placed)
+    area: str
+    zone: str
+    community: str
+    cell: str
+    building: str
+    category: str
+    category_name: str
+    # tickets of this category at this building received in the period, of them still open at its end
+    tickets: int
+    open: int
+    recurrence: bool
+    last_received: str
+
+
 class DailyReport(BaseModel):
     period: Period
     generated_at: str
@@ -153,3 +189,7 @@ class DailyReport(BaseModel):
     ledger: list[LedgerLine]
     # by area only: each clearance category's backlog per area over the period
     ledger_areas: list[LedgerArea] = []
+    # 冒头就打: the buildings where a category flared up in the period, by area at the report's level
+    hotspot_list: list[HotspotLine] = []
+    # 联勤联动: assists by assisting office (not in the rows, which count each ticket for its lead office)
+    assists: list[AssistLine] = []

@@ -21,8 +21,10 @@ from sqlmodel import Session, col
 from service.clock import utcnow
 from service.reports.models import (
     AreaStatus,
+    AssistLine,
     DailyReport,
     Figures,
+    HotspotLine,
     LedgerArea,
     LedgerDay,
     LedgerLine,
@@ -34,7 +36,7 @@ from service.reports.models import (
     ReportSnapshot,
 )
 from service.rules import ServiceRules
-from service.tickets.models import DISCOVERY_SOURCES, State, Ticket, TicketEvent, TicketRound
+from service.tickets.models import DISCOVERY_SOURCES, State, Ticket, TicketAssist, TicketEvent, TicketRound
 
 COUNTS = (
     "received",
@@ -53,6 +55,7 @@ COUNTS = (
     "dispatched",
     "returned",
     "reopened",
+    "rejected",
     "hours_sum",
 )
 LABELS = {
@@ -69,6 +72,7 @@ LABELS = {
     "satisfaction_rate": "市民满意率",
     "return_rate": "退单率",
     "reopen_rate": "重办率",
+    "rejected": "办结驳回",
     "mean_hours": "平均办结时长(小时)",
     "median_hours": "办结时长中位数(小时)",
     "hotspots": "冒头工单",
@@ -256,8 +260,8 @@ def _ticket_counts(
 def _event_counts(
     conn: Connection, lo: dt.datetime, hi: dt.datetime, scope: Scope
 ) -> dict[tuple[str, str], dict[str, float]]:
-    """Dispatches, returns and reopenings in the period, by the office (or the ticket's area) and category
-    recorded on each event."""
+    """Dispatches, returns, reopenings and 办结 rejections (办结审核) in the period, by the office (or the ticket's
+    area) and category recorded on each event."""
     events = TicketEvent.__table__  # type: ignore[attr-defined]
     e, t = events.c, Ticket.__table__.c  # type: ignore[attr-defined]
     key, source = scope.key(events)
@@ -270,6 +274,7 @@ def _event_counts(
             _count(dispatched).label("dispatched"),
             _count(e.action == "return").label("returned"),
             _count(e.to_state == State.reopened).label("reopened"),
+            _count(e.action == "reject-resolution").label("rejected"),
         )
         .select_from(source)
         .where(_within(e.at, lo, hi), e.ticket_id.not_in(merged), scope.mine(events))
@@ -508,7 +513,106 @@ def daily_report(
         totals=Figures(**_finish(totals, overall)),
         ledger=ledger(conn, rules, start, end, office=office),
         ledger_areas=[] if by == "office" else ledger_by_area(conn, rules, start, end, by=by, office=office),
+        assists=assist_lines(conn, rules, lo, hi, office=office),
+        hotspot_list=hotspot_list(conn, rules, lo, hi, by=by, office=office),
     )
+
+
+HOTSPOT_LIST_MAX = 500
+
+
+def hotspot_list(
+    conn: Connection, rules: ServiceRules, lo: dt.datetime, hi: dt.datetime, *, by: str, office: str | None = None
+) -> list[HotspotLine]:
+    """Every building where a ticket received in the period was flagged a hotspot, with all that category's tickets
+    there in the period, grouped by area (片区 when the rows are offices) and busiest first."""
+    t = Ticket.__table__.c  # type: ignore[attr-defined]
+    scope = Scope(by=by, office=office)
+    counted = and_(_within(t.received_at, lo, hi), t.merged_into_id.is_(None), t.building_key.is_not(None))
+    flagged = (
+        select(t.building_key, t.category)
+        .where(counted, t.hotspot.is_(True), scope.mine(Ticket.__table__))  # type: ignore[attr-defined]
+        .distinct()
+        .subquery()
+    )
+    level = t.grid if by == "office" else t[by]
+    open_at_end = and_(t.state != State.cancelled, or_(*_open_at(t, hi)))
+    query = (
+        select(
+            t.building_key,
+            t.category,
+            func.max(level).label("area"),
+            func.max(t.grid).label("zone"),
+            func.max(t.community).label("community"),
+            func.max(t.cell).label("cell"),
+            func.count().label("tickets"),
+            _count(open_at_end).label("open"),
+            _count(t.recurrence.is_(True)).label("recurrence"),
+            func.max(t.received_at).label("last"),
+        )
+        .select_from(
+            Ticket.__table__.join(  # type: ignore[attr-defined]
+                flagged, and_(t.building_key == flagged.c.building_key, t.category == flagged.c.category)
+            )
+        )
+        .where(counted, scope.mine(Ticket.__table__))  # type: ignore[attr-defined]
+        .group_by(t.building_key, t.category)
+    )
+    zone = ZoneInfo(rules.timezone)
+    lines = [
+        HotspotLine(
+            area=r.area or UNPLACED,
+            zone=r.zone or "",
+            community=r.community or "",
+            cell=r.cell or "",
+            building=r.building_key,
+            category=r.category or "",
+            category_name=rules.categories[r.category].name if r.category in rules.categories else (r.category or ""),
+            tickets=int(r.tickets),
+            open=int(r.open or 0),
+            recurrence=bool(r.recurrence),
+            last_received=_aware(r.last).astimezone(zone).strftime("%Y-%m-%d %H:%M"),
+        )
+        for r in conn.execute(query)
+    ]
+    lines.sort(key=lambda line: (line.area == UNPLACED, line.area, -line.tickets, line.building))
+    return lines[:HOTSPOT_LIST_MAX]
+
+
+def _aware(value: dt.datetime) -> dt.datetime:
+    # SQLite hands back naive UTC from an aggregate (the column type's conversion is not applied to max())
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+def assist_lines(
+    conn: Connection, rules: ServiceRules, lo: dt.datetime, hi: dt.datetime, *, office: str | None = None
+) -> list[AssistLine]:
+    """联勤联动 by assisting office: asked and parts recorded in the period, and still open at its end. An office's
+    own report lists its assists and the assists on its tickets."""
+    a, t = TicketAssist.__table__.c, Ticket.__table__.c  # type: ignore[attr-defined]
+    still_open = and_(a.asked_at < hi, t.state != State.cancelled, or_(*_open_at(t, hi)))
+    mine = or_(a.office == office, t.office == office) if office else true()
+    query = (
+        select(
+            a.office,
+            _count(_within(a.asked_at, lo, hi)).label("asked"),
+            _count(_within(a.part_at, lo, hi)).label("recorded"),
+            _count(still_open).label("open"),
+            _count(and_(still_open, or_(a.part_at.is_(None), a.part_at >= hi))).label("open_without_part"),
+        )
+        .select_from(TicketAssist.__table__.join(Ticket.__table__, a.ticket_id == t.id))  # type: ignore[attr-defined]
+        .where(a.asked_at < hi, mine)
+        .group_by(a.office)
+        .order_by(a.office)
+    )
+    lines = []
+    for r in conn.execute(query):
+        counts = {k: int(r._mapping[k] or 0) for k in ("asked", "recorded", "open", "open_without_part")}
+        if not any(counts.values()):
+            continue
+        name = rules.office_name(r.office) if r.office in rules.offices else r.office
+        lines.append(AssistLine(office=r.office, office_name=name, **counts))
+    return lines
 
 
 def ledger_by_area(

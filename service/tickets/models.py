@@ -15,6 +15,7 @@ from sqlmodel import Field, SQLModel
 from service.areas.models import TicketPlace
 from service.db import UTCDateTime
 from service.evidence.models import TicketPhotoPublic
+from service.keypoints.models import KeyPointBrief
 
 
 class State(enum.StrEnum):
@@ -24,6 +25,8 @@ class State(enum.StrEnum):
     accepted = "accepted"
     contacted = "contacted"
     resolved = "resolved"
+    # the office's 办结 of a reviewed category, waiting for the dispatcher's 办结审核 (not yet 办结 in any report)
+    resolution_review = "resolution_review"
     closed = "closed"
     returned = "returned"
     reopened = "reopened"
@@ -37,6 +40,7 @@ STATE_LABELS: dict[State, str] = {
     State.accepted: "已签收",
     State.contacted: "已先行联系",
     State.resolved: "已办结",
+    State.resolution_review: "办结待审",
     State.closed: "已回访归档",
     State.returned: "退单",
     State.reopened: "重办",
@@ -51,6 +55,7 @@ OPEN_STATES = frozenset(
         State.contacted,
         State.returned,
         State.reopened,
+        State.resolution_review,
     }
 )
 
@@ -283,6 +288,11 @@ class Ticket(TicketBase, table=True):
     extension_reason: str | None = Field(default=None, max_length=500)
     merged_into_id: int | None = Field(default=None, foreign_key="ticket.id")
     reopen_count: int = 0
+    # 办结审核: how often the dispatcher sent a 办结 back, and the last time and reason (the office reads it; a new
+    # after-photo must be taken after it)
+    rejections: int = 0
+    rejected_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    rejection_note: str | None = Field(default=None, max_length=2000)
     version: int = 1
 
 
@@ -348,6 +358,9 @@ class TicketPublic(SQLModel):
     extension_reason: str | None
     merged_into_id: int | None
     reopen_count: int
+    rejections: int
+    rejected_at: dt.datetime | None
+    rejection_note: str | None
 
 
 class IntakeResponse(SQLModel):
@@ -422,6 +435,55 @@ class TicketRound(SQLModel, table=True):
     reconstructed: bool = False
 
 
+class TicketAssist(SQLModel, table=True):
+    """联勤联动: an office asked to help with a ticket another office leads. It sees the ticket, records its part and
+    its photos; the lead office alone moves the ticket (docs/LIFECYCLE.md#联勤联动)."""
+
+    __tablename__ = "ticket_assist"
+    __table_args__ = (
+        UniqueConstraint("ticket_id", "office", name="uq_ticket_assist"),
+        # an office's assists: its workbench and what it may see
+        Index("ix_ticket_assist_office", "office", "ticket_id"),
+        Index("ix_ticket_assist_asked_at", "asked_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    ticket_id: int = Field(foreign_key="ticket.id")
+    office: str = Field(max_length=64)
+    asked_by: str = Field(max_length=64)
+    asked_at: dt.datetime = Field(sa_type=UTCDateTime)
+    # what the dispatcher asks of this office
+    ask_note: str | None = Field(default=None, max_length=2000)
+    # what the office did (its part), last recorded
+    part_note: str | None = Field(default=None, max_length=2000)
+    part_by: str | None = Field(default=None, max_length=64)
+    part_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class AssistPublic(SQLModel):
+    office: str
+    office_name: str = ""
+    asked_by: str
+    asked_at: dt.datetime
+    ask_note: str | None
+    part_note: str | None
+    part_by: str | None
+    part_at: dt.datetime | None
+
+
+class AssistBody(SQLModel):
+    model_config = {"extra": "forbid"}
+    office: str = Field(min_length=1, max_length=64, description="协办科室代码")
+    note: str | None = Field(default=None, max_length=2000, description="请协办科室做什么")
+
+
+class AssistPartBody(SQLModel):
+    model_config = {"extra": "forbid"}
+    note: str = Field(min_length=1, max_length=2000, description="协办情况：本科室做了什么")
+    # an office records its own part; a dispatcher or admin names the office it records for
+    office: str | None = Field(default=None, max_length=64)
+
+
 class TicketRoundPublic(SQLModel):
     round: int
     office: str | None
@@ -462,6 +524,10 @@ class TicketDetail(TicketPublic):
     place: TicketPlace | None = None
     # photos taken at 先行联系 and 办结 (GET each from its url)
     photos: list[TicketPhotoPublic] = []
+    # 联勤联动: the offices assisting the lead office, and their parts
+    assists: list[AssistPublic] = []
+    # the 五违四必 key point at the ticket's building, if any
+    key_point: KeyPointBrief | None = None
 
 
 class TicketPage(SQLModel):
@@ -511,6 +577,10 @@ class FollowUpBody(ActionNote):
     satisfaction: str = Field(max_length=16)
 
 
+class RejectBody(ActionNote):
+    note: str = Field(min_length=1, max_length=2000, description="驳回理由：照片或办理情况哪里不能说明已整改")
+
+
 # the body each lifecycle action takes, for the API and the pages alike
 ACTION_BODIES: dict[str, type[SQLModel]] = {
     "confirm": ActionNote,
@@ -527,4 +597,6 @@ ACTION_BODIES: dict[str, type[SQLModel]] = {
     "request-extension": ExtensionBody,
     "follow-up": FollowUpBody,
     "reopen": ActionNote,
+    "approve-resolution": ActionNote,
+    "reject-resolution": RejectBody,
 }

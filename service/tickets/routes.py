@@ -12,10 +12,15 @@ from service.areas.service import ticket_place
 from service.auth.models import User
 from service.deps import CurrentUser, SessionDep, StateDep
 from service.evidence.service import photo_view, photos
+from service.flows.assist import add_assist, assist_view, assists, record_part, remove_assist
 from service.flows.lifecycle import Lifecycle
+from service.keypoints.service import key_point_for_ticket
 from service.state import AppState
 from service.tickets.models import (
     ACTION_BODIES,
+    AssistBody,
+    AssistPartBody,
+    AssistPublic,
     State,
     TicketDetail,
     TicketPage,
@@ -68,7 +73,7 @@ def list_route(
 
 @router.get("/{ticket_id}", response_model=TicketDetail)
 def detail_route(
-    session: SessionDep, user: CurrentUser, ticket_id: Annotated[int, Path(ge=1, le=2**62)]
+    session: SessionDep, user: CurrentUser, state: StateDep, ticket_id: Annotated[int, Path(ge=1, le=2**62)]
 ) -> TicketDetail:
     """One ticket with its classification explanation, timeline and earlier rounds."""
     ticket = get_ticket(session=session, ticket_id=ticket_id, actor=Actor.of(user))
@@ -84,6 +89,8 @@ def detail_route(
         rounds=earlier,
         place=place,
         photos=pictures,
+        assists=[assist_view(a, state.rules) for a in assists(session=session, ticket_id=ticket_id)],
+        key_point=key_point_for_ticket(session=session, ticket=ticket),
     )
 
 
@@ -138,6 +145,55 @@ def _register(action: str, body_model: type[BaseModel], summary: str) -> None:
     )
 
 
+_ASSIST_RESPONSES: dict[int | str, dict[str, Any]] = {
+    403: {"description": "只有派单员可以添加或移除协办科室；只有协办科室可以记录协办情况"},
+    404: {"description": "工单不存在或不可见"},
+    409: {"description": "工单已办结或作废"},
+    422: {"description": "科室未知、是主办科室，或协办情况为空"},
+}
+
+
+def _assist_list(session: SessionDep, state: AppState, ticket_id: int) -> list[AssistPublic]:
+    return [assist_view(a, state.rules) for a in assists(session=session, ticket_id=ticket_id)]
+
+
+@router.post("/{ticket_id}/assists", response_model=list[AssistPublic], responses=_ASSIST_RESPONSES)
+def add_assist_route(
+    session: SessionDep, user: CurrentUser, state: StateDep, ticket_id: TicketId, body: AssistBody
+) -> list[AssistPublic]:
+    """Ask another office to assist (联勤联动, dispatcher); asking again changes nothing."""
+    add_assist(
+        session=session, rules=state.rules, ticket_id=ticket_id, actor=Actor.of(user), body=body, now=state.clock()
+    )
+    return _assist_list(session, state, ticket_id)
+
+
+@router.delete("/{ticket_id}/assists/{office}", response_model=list[AssistPublic], responses=_ASSIST_RESPONSES)
+def remove_assist_route(
+    session: SessionDep,
+    user: CurrentUser,
+    state: StateDep,
+    ticket_id: TicketId,
+    office: Annotated[str, Path(min_length=1, max_length=64)],
+) -> list[AssistPublic]:
+    """Take an assisting office off the ticket before it recorded its part (dispatcher)."""
+    remove_assist(
+        session=session, rules=state.rules, ticket_id=ticket_id, actor=Actor.of(user), office=office, now=state.clock()
+    )
+    return _assist_list(session, state, ticket_id)
+
+
+@router.post("/{ticket_id}/assists/part", response_model=list[AssistPublic], responses=_ASSIST_RESPONSES)
+def assist_part_route(
+    session: SessionDep, user: CurrentUser, state: StateDep, ticket_id: TicketId, body: AssistPartBody
+) -> list[AssistPublic]:
+    """Record what an assisting office did (its own part; a dispatcher names the office)."""
+    record_part(
+        session=session, rules=state.rules, ticket_id=ticket_id, actor=Actor.of(user), body=body, now=state.clock()
+    )
+    return _assist_list(session, state, ticket_id)
+
+
 SUMMARIES = {
     "confirm": "确认派单（派单员）",
     "reroute": "改派到其他科室或分类（派单员，需说明理由）",
@@ -153,6 +209,8 @@ SUMMARIES = {
     "request-extension": "申请延期（承办科室）",
     "follow-up": "回访满意度（不满意则重办）",
     "reopen": "重办（派单员，需说明原因）",
+    "approve-resolution": "办结审核通过（派单员）：办结生效并反馈热线系统",
+    "reject-resolution": "驳回办结（派单员，需说明理由）：退回承办科室重新办理",
 }
 for _action, _model in ACTION_BODIES.items():
     _register(_action, _model, SUMMARIES[_action])

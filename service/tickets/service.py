@@ -17,7 +17,7 @@ from service.clock import utcnow
 from service.errors import (
     NotFoundError,
 )
-from service.tickets.models import OPEN_STATES, Ticket, TicketEvent, TicketRound
+from service.tickets.models import OPEN_STATES, Ticket, TicketAssist, TicketEvent, TicketRound
 from service.tickets.statemachine import SYSTEM
 
 log = logging.getLogger(__name__)
@@ -58,9 +58,21 @@ def area_subtree(root: int | None) -> Any:
     return union(select(literal(root)), children, grandchildren)
 
 
+def assisted_by(office: str | None) -> Any:
+    """The ids of the tickets `office` assists (联勤联动): it sees them as well as its own."""
+    return select(TicketAssist.ticket_id).where(TicketAssist.office == office)
+
+
+def is_assisting(*, session: Session, ticket_id: int, office: str | None) -> bool:
+    found = session.exec(
+        select(TicketAssist.id).where(TicketAssist.ticket_id == ticket_id, TicketAssist.office == office)
+    ).first()
+    return found is not None
+
+
 def _visible(statement: Any, actor: Actor) -> Any:
     if actor.role == Role.office:
-        return statement.where(Ticket.office == actor.office)
+        return statement.where(or_(col(Ticket.office) == actor.office, col(Ticket.id).in_(assisted_by(actor.office))))
     if actor.role == Role.patrol:
         return statement.where(col(Ticket.area_id).in_(area_subtree(actor.area_id)))
     return statement
@@ -68,7 +80,10 @@ def _visible(statement: Any, actor: Actor) -> Any:
 
 def _hidden(session: Session, ticket: Ticket, actor: Actor) -> bool:
     if actor.role == Role.office:
-        return ticket.office != actor.office
+        if ticket.office == actor.office:
+            return False
+        assert ticket.id is not None
+        return not is_assisting(session=session, ticket_id=ticket.id, office=actor.office)
     if actor.role == Role.patrol:
         return ticket.area_id is None or ticket.area_id not in set(
             session.execute(area_subtree(actor.area_id)).scalars().all()

@@ -13,7 +13,8 @@ SYSTEM = "system"
 @dataclass(frozen=True)
 class Transition:
     sources: frozenset[State]
-    # None: the target depends on the action's input (classify, follow-up) or the state does not change
+    # None: the target depends on the action's input or the rules (classify, resolve, follow-up, reject-resolution)
+    # or the state does not change
     target: State | None
     roles: frozenset[str]
     label: str
@@ -34,7 +35,8 @@ TRANSITIONS: dict[str, Transition] = {
     "cancel": Transition(OPEN_STATES, State.cancelled, _DISPATCH, "作废"),
     "accept": Transition(frozenset({State.dispatched, State.reopened}), State.accepted, _OFFICE, "签收"),
     "contact": Transition(frozenset({State.accepted}), State.contacted, _OFFICE, "先行联系"),
-    "resolve": Transition(_WORKING, State.resolved, _OFFICE, "办结"),
+    # 已办结, or 办结待审 for a category under 办结审核 (evidence.review_resolution)
+    "resolve": Transition(_WORKING, None, _OFFICE, "办结"),
     # a returned ticket goes back to the dispatcher's review; `returned` remains only in the history of old tickets
     "return": Transition(frozenset({State.dispatched, State.accepted}), State.pending_review, _OFFICE, "退单"),
     "request-extension": Transition(_WORKING, None, _OFFICE, "申请延期"),
@@ -42,6 +44,10 @@ TRANSITIONS: dict[str, Transition] = {
     "refuse-extension": Transition(_WORKING, None, _DISPATCH, "驳回延期"),
     "follow-up": Transition(frozenset({State.resolved}), None, _DISPATCH, "回访"),
     "reopen": Transition(frozenset({State.resolved, State.closed}), State.reopened, _DISPATCH, "重办"),
+    # 办结审核 (docs/LIFECYCLE.md): the office's 办结 of a reviewed category counts only once approved
+    "approve-resolution": Transition(frozenset({State.resolution_review}), State.resolved, _DISPATCH, "办结审核通过"),
+    # back to the office's work: 已先行联系 if it had contacted, else 已签收
+    "reject-resolution": Transition(frozenset({State.resolution_review}), None, _DISPATCH, "驳回办结"),
 }
 
 # Actions an API client may call (classify is the intake's own step).

@@ -42,6 +42,8 @@ ACTION_BUTTONS = {
     "request-extension": "申请延期",
     "follow-up": "记录回访",
     "reopen": "重办",
+    "approve-resolution": "审核通过",
+    "reject-resolution": "驳回办结",
 }
 
 

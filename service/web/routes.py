@@ -35,9 +35,11 @@ from service.auth.sessions import (
 from service.deadlines.lights import lights
 from service.deps import SessionDep, StateDep
 from service.errors import DomainError, InvalidInputError, NotFoundError, http_status
-from service.evidence.models import STAGE_LABELS, UPLOAD_STAGES, Stage, TicketPhoto
-from service.evidence.service import attach, photos, read_photo
+from service.evidence.models import STAGE_LABELS, Stage, TicketPhoto
+from service.evidence.service import attach, photos, read_photo, upload_stages
+from service.flows.assist import add_assist, assist_view, assists, record_part, remove_assist
 from service.flows.lifecycle import Lifecycle
+from service.keypoints.service import key_point_for_ticket
 from service.labels import LIGHTS, SYSTEM_ACTIONS, zh
 from service.reports.models import AreaStatus, LedgerLine, ReportRow
 from service.reports.period import check_period
@@ -46,6 +48,9 @@ from service.tickets.models import (
     ACTION_BODIES,
     OPEN_STATES,
     STATE_LABELS,
+    AssistBody,
+    AssistPartBody,
+    AssistPublic,
     State,
     Ticket,
     TicketEvent,
@@ -373,7 +378,7 @@ def _queue_rows(
     for ticket in found:
         row = _row(ticket, state, now, user)
         review = (
-            ticket.state in (State.pending_review, State.returned)
+            ticket.state in (State.pending_review, State.returned, State.resolution_review)
             or ticket.extension_state == "requested"
             or ticket.hotspot
         )
@@ -434,7 +439,9 @@ def queue_summary(request: Request, session: SessionDep, state: StateDep) -> JSO
 @router.get("/workbench", response_class=HTMLResponse)
 def workbench(request: Request, web: OfficePage, session: SessionDep, state: StateDep) -> Response:
     user, sess = web
-    working = tuple(str(s) for s in (State.dispatched, State.accepted, State.contacted, State.reopened))
+    working = tuple(
+        str(s) for s in (State.dispatched, State.accepted, State.contacted, State.reopened, State.resolution_review)
+    )
     now = state.clock()
     found = matching_tickets(
         session=session, actor=Actor.of(user), filters=TicketFilter(states=working), now=now, limit=2000
@@ -485,6 +492,8 @@ def ticket_page(request: Request, ticket_ref: str, web: WebUser, session: Sessio
         for e in history
     ]
     earlier = [_round_row(round_view(r, ticket, user), zone) for r in rounds(session=session, ticket_id=ticket_id)]
+    stages = upload_stages(session=session, ticket=ticket, actor=Actor.of(user))
+    helpers = [_assist_row(assist_view(a, state.rules), zone) for a in assists(session=session, ticket_id=ticket_id)]
     allowed = [
         a
         for a, t in TRANSITIONS.items()
@@ -511,11 +520,29 @@ def ticket_page(request: Request, ticket_ref: str, web: WebUser, session: Sessio
         buttons=ACTION_BUTTONS,
         place=ticket_place(session=session, ticket=ticket),
         photos=[_photo_row(p, zone) for p in photos(session=session, ticket_id=ticket_id)],
-        photo_stages={s.value: STAGE_LABELS[s] for s in UPLOAD_STAGES},
-        may_upload=State(ticket.state) in OPEN_STATES
-        and (user.role in DISPATCHERS or (user.role == Role.office and user.office == ticket.office)),
+        photo_stages={s.value: STAGE_LABELS[s] for s in stages},
+        may_upload=State(ticket.state) in OPEN_STATES and ticket.state != State.resolution_review and bool(stages),
         area_choices=area_choices(session=session) if user.role in DISPATCHERS else [],
+        assists=helpers,
+        assisting=user.role == Role.office and user.office != ticket.office,
+        assist_choices=[
+            (code, o.name)
+            for code, o in state.rules.offices.items()
+            if code != ticket.office and code not in {h["a"].office for h in helpers}
+        ]
+        if user.role in DISPATCHERS and State(ticket.state) in OPEN_STATES
+        else [],
+        suggested=set(ticket.classification.get("co_handlers") or ()),
+        key_point=key_point_for_ticket(session=session, ticket=ticket),
     )
+
+
+def _assist_row(assist: AssistPublic, zone: ZoneInfo) -> dict[str, Any]:
+    return {
+        "a": assist,
+        "asked": _local(assist.asked_at, zone),
+        "part": _local(assist.part_at, zone) if assist.part_at else "",
+    }
 
 
 def _photo_row(photo: TicketPhoto, zone: ZoneInfo) -> dict[str, Any]:
@@ -619,6 +646,8 @@ async def ticket_action(
     _check_csrf(csrf, sess.csrf)
     if action == "place":
         return await run_in_threadpool(_place, session, state, user, ticket_id, values, back)
+    if action in ("assist", "unassist", "assist-part"):
+        return await run_in_threadpool(_assist_form, session, state, user, ticket_id, action, values, back)
     if action == "photos":
         limit = state.rules.evidence.max_bytes
         files = [f for f in form.getlist("files") if isinstance(f, StarletteUpload) and f.filename]
@@ -669,6 +698,32 @@ def _place(
     except DomainError as exc:
         return _back(back, state, err=f"更正位置：{exc.message}")
     return _back(back, state, msg=f"工单 {ticket_id}：位置已更正")
+
+
+def _assist_form(
+    session: Session, state: AppState, user: User, ticket_id: int, action: str, values: dict[str, str], back: str
+) -> Response:
+    """The ticket page's 联勤联动 forms: add or remove an assisting office (dispatcher), record a part (the office)."""
+    actor, now, rules = Actor.of(user), state.clock(), state.rules
+    what = zh(SYSTEM_ACTIONS, action)
+    office = values.get("office", "")
+    try:
+        if action == "assist":
+            body = AssistBody(office=office[:64], note=(values.get("note") or "")[:2000] or None)
+            add_assist(session=session, rules=rules, ticket_id=ticket_id, actor=actor, body=body, now=now)
+        elif action == "unassist":
+            remove_assist(session=session, rules=rules, ticket_id=ticket_id, actor=actor, office=office, now=now)
+        else:
+            note = (values.get("note") or "").strip()[:2000]
+            if not note:
+                return _back(back, state, err="协办情况：请填写本科室做了什么（note）")
+            part = AssistPartBody(note=note, office=office[:64] or None)
+            record_part(session=session, rules=rules, ticket_id=ticket_id, actor=actor, body=part, now=now)
+    except DomainError as exc:
+        return _back(back, state, err=f"{what}：{exc.message}")
+    except ValueError:
+        return _back(back, state, err=f"{what}：请选择科室（office）")
+    return _back(back, state, msg=f"工单 {ticket_id}：{what}已保存")
 
 
 def _photos(

@@ -121,3 +121,39 @@ def test_the_page_draws_each_zone_and_residential_area(client: TestClient, state
     assert load_workbook(io.BytesIO(export.content)).worksheets[0].cell(row=1, column=1).value == "网格"
     wrong = client.get("/ui/reports", params={"by": "street"}, follow_redirects=True)
     assert "分行方式只能是" in wrong.text
+
+
+def test_the_hotspot_list_breaks_down_by_area(client: TestClient, state: AppState) -> None:
+    load_example(state)
+    texts = (
+        RENTING,
+        "45号302室天天有人搬进搬出，一套房住了十几个租客，晚上很吵，怀疑群租。",
+        "隔壁被改成床位房，楼道里堆满行李，消防隐患大，请查处群租。",
+    )
+    for text in texts:
+        post_ticket(client, payload(content=text, title="群租", address="上南二村45号302室"))
+    post_ticket(client, payload(content=BUILDING, title="违建", address="洪山路77号"))
+    viewer = auth(token_for(state, "viewer"))
+    report = client.get("/api/v1/reports/daily", params={**_period(state), "by": "community"}, headers=viewer).json()
+    assert [(h["area"], h["building"], h["category"], h["tickets"], h["open"]) for h in report["hotspot_list"]] == [
+        ("上南二村居民区", "上南二村45号", "group_renting", 3, 3)
+    ]
+    line = report["hotspot_list"][0]
+    assert (line["zone"], line["cell"]) == ("上南片区", "上南二村第2网格") and line["last_received"]
+    by_office = client.get("/api/v1/reports/daily", params=_period(state), headers=viewer).json()
+    assert [h["area"] for h in by_office["hotspot_list"]] == ["上南片区"]  # offices' report: by 片区
+    book = load_workbook(
+        io.BytesIO(
+            client.get(
+                "/api/v1/reports/daily", params={**_period(state), "by": "cell", "format": "xlsx"}, headers=viewer
+            ).content
+        )
+    )
+    sheet = book["热点清单"]
+    assert [c.value for c in sheet[1]][:4] == ["热点清单·网格", "楼栋", "分类", "期内工单"]
+    assert [c.value for c in sheet[2]][:4] == ["上南二村第2网格", "上南二村45号", "群租", 3]
+    login(client, token_for(state, "viewer"))
+    page = client.get(
+        "/ui/reports", params={"start": _period(state)["date"], "end": _period(state)["end"], "by": "cell"}
+    )
+    assert "热点清单（按网格）" in page.text and "上南二村45号" in page.text

@@ -18,7 +18,7 @@ from service.deadlines.service import DeadlinePolicy
 from service.errors import DomainError
 from service.flows.lifecycle import Lifecycle
 from service.flows.receive import intake
-from service.rules import ServiceRules
+from service.rules import EvidenceRules, ServiceRules
 from service.tickets.models import State, Ticket, TicketCreate, TicketEvent
 from service.tickets.service import Actor
 from service.tickets.statemachine import PUBLIC_ACTIONS, TRANSITIONS
@@ -38,6 +38,8 @@ BODIES: dict[str, dict[str, Any]] = {
     "request-extension": {"days": 3, "reason": "需协调"},
     "follow-up": {"satisfaction": "不满意"},
     "reopen": {"note": "复查未整改"},
+    "approve-resolution": {},
+    "reject-resolution": {"note": "照片不能说明已整改"},
 }
 ACTORS = [
     Actor("派单员", "dispatcher"),
@@ -73,6 +75,9 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> Any:
 def test_random_action_sequences(
     engine: Any, rules: ServiceRules, classifier: Classifier, steps: list[tuple[str, Actor, float]]
 ) -> None:
+    # 群租 under 办结审核, so that sequences reach 办结待审 and its two ways out
+    rules = rules.model_copy(update={"evidence": EvidenceRules(review_resolution=("group_renting",))})
+    classifier = Classifier(classifier.model, rules)
     policy = DeadlinePolicy(rules)
     start = dt.datetime(2026, 9, 28, 2, 0, tzinfo=dt.UTC)
     with Session(engine, expire_on_commit=False) as session:
@@ -109,6 +114,8 @@ def test_random_action_sequences(
             target = TRANSITIONS[action].target
             if target is not None:
                 assert after.state == target
+            if action == "resolve":
+                assert after.state in (State.resolved, State.resolution_review)
             assert actor.role in TRANSITIONS[action].roles
         events = session.exec(select(func.count()).select_from(TicketEvent).where(TicketEvent.ticket_id == tid)).one()
         assert events == 2 + succeeded

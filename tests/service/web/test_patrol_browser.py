@@ -1,6 +1,7 @@
 """At phone size in a real browser: a 网格员 files a 群租 problem with a photo from the camera; it reaches 平安办 with
-channel 巡查发现; the office contacts and closes it with an after-photo (refused without one); the report by 片区
-counts it as 主动发现."""
+channel 巡查发现; the office contacts and closes it with an after-photo (refused without one); the dispatcher rejects
+the 办结 once (办结审核), the office takes a new after-photo and closes again, the dispatcher accepts; the report by
+片区 counts it as 主动发现 with one rejection."""
 
 from __future__ import annotations
 
@@ -37,12 +38,14 @@ def server(
 ) -> Iterator[dict[str, Any]]:
     url = f"sqlite:///{tmp_path_factory.mktemp('patrol') / 'web.db'}"
     upgrade(url)
-    strict = rules.model_copy(update={"evidence": EvidenceRules(require_after_photo=("group_renting",))})
+    evidence = EvidenceRules(require_after_photo=("group_renting",), review_resolution=("group_renting",))
+    strict = rules.model_copy(update={"evidence": evidence})
     state = make_state(url, strict, Classifier(classifier.model, strict))
     load_example(state)
     tokens = {
         "patrol": patrol_token(state, "上南二村居民区"),
         "pingan": token_for(state, "office", "pingan", name="平安办小李"),
+        "dispatcher": token_for(state, "dispatcher", name="派单员小王"),
     }
     with served(state) as base:
         yield {"base": base, "state": state, "tokens": tokens}
@@ -108,17 +111,56 @@ def test_a_grid_worker_files_on_the_phone_and_the_office_closes_with_an_after_ph
     office.locator("form[action$='/resolve'] textarea[name=note]").fill("已拆除隔断，恢复原状")
     office.locator("form[action$='/resolve'] button").click()
     office.wait_for_load_state("networkidle")
-    _shot(office, "patrol-3-resolved")
+    _shot(office, "patrol-3-submitted")
+    assert _state(state, ticket_id) == "resolution_review"  # 群租's 办结 waits for the dispatcher
+    desk = _login(browser, server["base"], server["tokens"]["dispatcher"])
+    desk.goto(f"{server['base']}/ui/queue")
+    item = desk.locator(f"li.item[data-id='{ticket_id}']")
+    assert "办结待审" in item.inner_text()
+    item.locator("form[action$='/reject-resolution'] input[name=note]").fill("照片看不出隔断已拆除，请补拍全景")
+    item.locator("form[action$='/reject-resolution'] button").click()
+    desk.wait_for_load_state("networkidle")
+    assert _state(state, ticket_id) == "contacted"
+    office.goto(f"{server['base']}/ui/workbench")
+    assert "照片看不出隔断已拆除" in office.locator(".rejection").first.inner_text()
+    office.goto(f"{server['base']}/ui/tickets/{ticket_id}")
+    office.locator("form[action$='/resolve'] textarea[name=note]").fill("已拆除隔断，恢复原状")
+    office.locator("form[action$='/resolve'] button").click()
+    office.wait_for_load_state("networkidle")
+    assert "重新拍摄" in office.content()  # the rejected 办结's photo does not count again
+    office.goto(f"{server['base']}/ui/tickets/{ticket_id}")
+    office.select_option("form.photo-upload select[name=stage]", "resolve")
+    office.set_input_files("form.photo-upload input[name=files]", str(_photo(tmp_path, "after2.jpg", 3)))
+    office.locator("form.photo-upload button").click()
+    office.wait_for_load_state("networkidle")
+    office.locator("form[action$='/resolve'] textarea[name=note]").fill("隔断已全部拆除，补拍全景")
+    office.locator("form[action$='/resolve'] button").click()
+    office.wait_for_load_state("networkidle")
+    desk.goto(f"{server['base']}/ui/tickets/{ticket_id}")
+    assert desk.locator("#photos img").count() == 3
+    desk.locator("form[action$='/approve-resolution'] button").click()
+    desk.wait_for_load_state("networkidle")
+    _shot(desk, "patrol-4-approved")
     with Session(state.engine) as session:
         done = session.get(Ticket, ticket_id)
-        assert done is not None and done.state == "resolved"
+        assert done is not None and done.state == "resolved" and done.rejections == 1
+        assert done.resolve_note == "隔断已全部拆除，补拍全景"
         stages = sorted(p.stage for p in session.exec(select(TicketPhoto)).all())
-        assert stages == ["found", "resolve"]
+        assert stages == ["found", "resolve", "resolve"]
     today = dt.datetime.now(ZoneInfo(state.rules.timezone)).date()
     start = (today - dt.timedelta(days=1)).isoformat()
     office.goto(f"{server['base']}/ui/reports?start={start}&end={today}&by=grid")
     row = office.locator("table.by-grid tbody tr", has_text="上南片区").first.inner_text()
     cells = row.split("\t")
     assert cells[0] == "上南片区" and cells[2:4] == ["1", "1"]  # 受理 1, 主动发现 1
+    assert cells[5] == "1" and cells[15] == "1"  # 办结 1, 办结驳回 1
     page.close()
     office.close()
+    desk.close()
+
+
+def _state(state: Any, ticket_id: int) -> str:
+    with Session(state.engine) as session:
+        ticket = session.get(Ticket, ticket_id)
+        assert ticket is not None
+        return ticket.state
