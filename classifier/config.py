@@ -151,6 +151,7 @@ class Rules(StrictModel):
     reports: Any = None
     notify: Any = None
     intake: Any = None
+    retention: Any = None
     learning: Any = None
     evidence: Any = None
     key_points: Any = None

@@ -42,6 +42,8 @@ app.add_typer(model_app, name="model")
 app.add_typer(calendar_app, name="calendar")
 app.add_typer(areas_app, name="areas")
 app.add_typer(keypoints_app, name="keypoints")
+search_app = typer.Typer(help="文字搜索索引：补建、重建", no_args_is_help=True)
+app.add_typer(search_app, name="search")
 classifier_cli.register(app)
 
 
@@ -411,6 +413,55 @@ def _session() -> tuple[Session, Settings]:
     settings = Settings()
     upgrade(settings.database_url)
     return Session(make_engine(settings.database_url), expire_on_commit=False), settings
+
+
+@app.command("archive")
+def archive_command(
+    directory: Annotated[Path, typer.Option("--dir", help="归档文件目录（按月的 .jsonl.gz）")] = Path("var/archive"),
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="只统计，不写文件、不删除")] = False,
+) -> None:
+    """Archive long-finished timelines and delivered callbacks to monthly files, then remove them (retention rules)."""
+    from service.db import make_engine, upgrade
+    from service.ops.retention import archive
+
+    settings = Settings()
+    rules = load_rules(settings.rules)
+    upgrade(settings.database_url)
+    engine = make_engine(settings.database_url)
+    try:
+        done = archive(engine=engine, rules=rules.retention, directory=directory, now=utcnow(), dry_run=dry_run)
+    finally:
+        engine.dispose()
+    verb = "可归档" if dry_run else "已归档并删除"
+    typer.echo(f"{verb}：{done.tickets} 件工单的流转记录 {done.events} 条，已送达回调 {done.outbox} 条")
+    for path in done.files:
+        typer.echo(f"  {path}")
+
+
+@search_app.command("reindex")
+def search_reindex(
+    rebuild: Annotated[bool, typer.Option("--all", help="清空后全部重建（默认只补建缺少索引的工单）")] = False,
+    batch: Annotated[int, typer.Option("--batch", min=100, max=100_000, help="每批工单数")] = 2000,
+) -> None:
+    """Index the tickets the search index lacks (e.g. loaded in bulk), a batch at a time, showing progress."""
+    from sqlalchemy import text
+
+    from service.tickets.search import SEARCH_TABLE, backfill
+
+    session, _ = _session()
+    with session, session.bind.connect() as conn:  # type: ignore[union-attr]
+        if rebuild:
+            conn.execute(text(f"DELETE FROM {SEARCH_TABLE}"))
+            conn.commit()
+
+        def progress(done: int, total: int) -> None:
+            # each batch is committed on its own: intake goes on, and an interrupted run resumes where it stopped
+            conn.commit()
+            typer.echo(f"已建索引 {done} 件（共 {total} 件工单）")
+
+        done = backfill(conn, batch=batch, progress=progress)
+        conn.commit()
+    typer.echo(f"完成：本次新建索引 {done} 件")
 
 
 @users_app.command("create")

@@ -24,6 +24,7 @@ SYSTEM_ACTIONS: Mapping[str, str] = {
     "assist": "添加协办科室",
     "unassist": "移除协办科室",
     "assist-part": "协办情况",
+    "archive": "流转记录归档",
 }
 UNKNOWN = "其他"
 

@@ -107,6 +107,15 @@ class Notify(StrictModel):
     batch_max: int = Field(default=20, ge=1, le=50)
 
 
+class RetentionRules(StrictModel):
+    """What `hotline archive` moves out of the database into compressed monthly files (docs/RETENTION.md)."""
+
+    # the timeline of a ticket closed or cancelled at least this long ago (no activity since)
+    events_after_days: int = Field(default=3 * 365, ge=365, le=50 * 365)
+    # a callback delivered at least this long ago
+    outbox_after_days: int = Field(default=90, ge=7, le=50 * 365)
+
+
 class IntakeRules(StrictModel):
     """The hotline's received_at starts the clocks, within these bounds."""
 
@@ -161,6 +170,7 @@ class ServiceRules(Rules):
     reports: Reports = Reports()
     notify: Notify = Notify()
     intake: IntakeRules = IntakeRules()
+    retention: RetentionRules = RetentionRules()
     learning: LearningRules = LearningRules()
     evidence: EvidenceRules = EvidenceRules()
     key_points: KeyPointRules = KeyPointRules()

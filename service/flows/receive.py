@@ -28,6 +28,7 @@ from service.places.address import building_key
 from service.places.hotspots import Candidate, PlaceIndex
 from service.routing.service import Route, fallback_route, route
 from service.rules import ServiceRules
+from service.tickets import search
 from service.tickets.models import IntakeResponse, State, Ticket, TicketCreate, TicketEvent
 from service.tickets.service import SYSTEM_ACTOR, get_by_external_id
 from service.tickets.statemachine import SYSTEM
@@ -240,6 +241,8 @@ def _store(session: Session, rows: list[Row], duplicates: list[tuple[Row, float]
     """Insert a batch's tickets, their events and alerts with a few statements."""
     now = rows[0]["created_at"]
     _insert_tickets(session, rows)
+    # the text search index, in the same transaction: a stored ticket is found at once
+    search.index_rows(session.connection(), rows)
     fixes = []
     for row, pending in zip(rows, duplicates, strict=True):
         if pending is not None:

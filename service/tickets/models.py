@@ -203,7 +203,11 @@ class TicketCreate(TicketBase):
 class Ticket(TicketBase, table=True):
     __table_args__ = (
         UniqueConstraint("external_id", name="uq_ticket_external_id"),
-        Index("ix_ticket_state_office", "state", "office"),
+        # the lists people use, in their order (docs/WEB.md#大数据量): an office's tickets in a state by due date,
+        # a state's by due date (the queue), a category's newest first
+        Index("ix_ticket_office_state_due", "office", "state", "resolve_due", "id"),
+        Index("ix_ticket_state_due", "state", "resolve_due", "id"),
+        Index("ix_ticket_category_received", "category", "received_at", "id"),
         Index("ix_ticket_resolve_due", "resolve_due"),
         Index("ix_ticket_created_at", "created_at"),
         # 受理量 counts by the hotline's received_at
@@ -231,7 +235,7 @@ class Ticket(TicketBase, table=True):
     content_hash: str = Field(max_length=64)
     created_at: dt.datetime = Field(sa_type=UTCDateTime)
     updated_at: dt.datetime = Field(sa_type=UTCDateTime)
-    # looked up through ix_ticket_state_office (state first)
+    # looked up through ix_ticket_state_due (state first)
     state: str = Field(default=State.received, max_length=20)
     category: str | None = Field(default=None, max_length=64, index=True)
     office: str | None = Field(default=None, max_length=64, index=True)
@@ -532,9 +536,13 @@ class TicketDetail(TicketPublic):
 
 class TicketPage(SQLModel):
     items: list[TicketPublic]
+    # exact while at most 10,000 tickets match; beyond that an estimate, and total_exact is false
     total: int
+    total_exact: bool = True
     page: int
     page_size: int
+    # pass as ?cursor= for the next page (keyset pagination: as fast on page 2,000 as on page 1); null on the last
+    next_cursor: str | None = None
 
 
 # Action bodies ---------------------------------------------------------------------------------------------

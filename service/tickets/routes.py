@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, HTTPException, Path, Query, status
 from pydantic import BaseModel
@@ -11,6 +11,7 @@ from pydantic import BaseModel
 from service.areas.service import ticket_place
 from service.auth.models import User
 from service.deps import CurrentUser, SessionDep, StateDep
+from service.errors import InvalidInputError
 from service.evidence.service import photo_view, photos
 from service.flows.assist import add_assist, assist_view, assists, record_part, remove_assist
 from service.flows.lifecycle import Lifecycle
@@ -26,7 +27,7 @@ from service.tickets.models import (
     TicketPage,
     TicketPublic,
 )
-from service.tickets.service import Actor, TicketFilter, get_ticket, list_tickets, rounds, timeline
+from service.tickets.service import Actor, Cursor, TicketFilter, get_ticket, list_tickets, rounds, timeline
 from service.tickets.visibility import event_view, public_view, round_view
 
 router = APIRouter(prefix="/api/v1/tickets", tags=["工单"])
@@ -45,9 +46,19 @@ def list_route(
     unplaced: Annotated[bool, Query(description="仅待定位（地址未匹配到网格或匹配到多个）")] = False,
     overdue: Annotated[bool | None, Query(description="仅超期未办结（true）或未超期（false）")] = None,
     due_before: Annotated[dt.datetime | None, Query(description="办结时限早于该时间（带时区）")] = None,
-    q: Annotated[str | None, Query(max_length=100, description="在标题、内容、地址、编号中搜索")] = None,
+    q: Annotated[
+        str | None,
+        Query(max_length=100, description="在标题、内容、地址、编号中搜索（全部词都要出现，见 docs/WEB.md）"),
+    ] = None,
     page: Annotated[int, Query(ge=1, le=100_000)] = 1,
     page_size: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[
+        str | None, Query(max_length=200, description="上一页返回的 next_cursor（深翻页用它代替 page）")
+    ] = None,
+    sort: Annotated[
+        Literal["due", "newest", "relevance"],
+        Query(description="排序：due 按办结时限（缺省）、newest 最新受理在前、relevance 按与 q 的相关度"),
+    ] = "due",
 ) -> dict[str, Any]:
     """List tickets visible to the caller, filtered and paginated."""
     if due_before is not None and due_before.tzinfo is None:
@@ -67,8 +78,35 @@ def list_route(
         due_before=due_before,
         q=q,
     )
-    rows, total = list_tickets(session=session, actor=Actor.of(user), filters=filters, page=page, page_size=page_size)
-    return {"items": [public_view(t, user) for t in rows], "total": total, "page": page, "page_size": page_size}
+    try:
+        if cursor is not None and page != 1:
+            raise InvalidInputError("cursor", "cursor 与 page 只能用一个")
+        if sort == "relevance" and not (q or "").strip():
+            raise InvalidInputError("sort", "按相关度排序需要搜索词 q")
+        found = list_tickets(
+            session=session,
+            actor=Actor.of(user),
+            filters=filters,
+            page=page,
+            page_size=page_size,
+            cursor=Cursor.decode(cursor) if cursor else None,
+            newest_first=sort == "newest",
+            relevance=sort == "relevance",
+        )
+    except InvalidInputError as exc:
+        # the cursor is a query parameter: say so, as FastAPI does for the others
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            [{"loc": ["query", exc.field], "msg": exc.message, "type": "value_error"}],
+        ) from exc
+    return {
+        "items": [public_view(t, user) for t in found.rows],
+        "total": found.total,
+        "total_exact": found.total_exact,
+        "page": page,
+        "page_size": page_size,
+        "next_cursor": found.next_cursor,
+    }
 
 
 @router.get("/{ticket_id}", response_model=TicketDetail)

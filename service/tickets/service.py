@@ -3,20 +3,21 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import false, func, literal, or_, union
+from sqlalchemy import and_, false, func, literal, or_, text, true, union
 from sqlmodel import Session, col, select
 
 from service.areas.models import UNPLACED, Area
 from service.auth.models import Role, User
 from service.clock import utcnow
-from service.errors import (
-    NotFoundError,
-)
+from service.errors import InvalidInputError, NotFoundError
+from service.tickets import search
 from service.tickets.models import OPEN_STATES, Ticket, TicketAssist, TicketEvent, TicketRound
 from service.tickets.statemachine import SYSTEM
 
@@ -129,10 +130,26 @@ class TicketFilter:
     q: str | None = None
 
 
-def _like(text: str) -> str:
-    """A LIKE pattern that finds `text` literally: %, _ and the escape character match only themselves."""
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
+def _matching(actor: Actor, f: TicketFilter, now: dt.datetime) -> Any:
+    """The visible tickets the filters match (unordered)."""
+    statement = _filtered(_visible(select(Ticket), actor), f, now)
+    return statement.where(_searched(actor, f.q)) if f.q else statement
+
+
+def _searched(actor: Actor, query: str) -> Any:
+    """The text search's condition. A telephone number is personal data: only readers who may see callers' phones
+    find tickets by one (the dispatcher; an office among its own tickets)."""
+    wanted = search.query_terms(query)
+    if not wanted:
+        return true()
+    found = search.matches(col(Ticket.id), wanted)
+    if not search.has_phone(wanted):
+        return found
+    if actor.role == Role.dispatcher:
+        return found
+    if actor.role == Role.office:
+        return and_(found, col(Ticket.office) == actor.office)
+    return false()
 
 
 def _filtered(statement: Any, f: TicketFilter, now: dt.datetime) -> Any:
@@ -163,17 +180,105 @@ def _filtered(statement: Any, f: TicketFilter, now: dt.datetime) -> Any:
         statement = statement.where(col(Ticket.dispatched_at) == col(Ticket.created_at))
     elif f.dispatch == "manual":
         statement = statement.where(col(Ticket.dispatched_at) != col(Ticket.created_at))
-    if f.q:
-        pattern = _like(f.q)
-        statement = statement.where(
-            or_(
-                *(
-                    column.like(pattern, escape="\\")
-                    for column in (col(Ticket.title), col(Ticket.content), col(Ticket.address), col(Ticket.external_id))
-                )
-            )
-        )
     return statement
+
+
+# Lists count exactly up to this many matches; beyond it the total is an estimate (docs/WEB.md#大数据量)
+EXACT_COUNT_CAP = 10_000
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """Where the previous page ended (keyset pagination): the last row's sort key and id, and which order."""
+
+    newest_first: bool
+    key: dt.datetime | None
+    id: int
+
+    def encode(self) -> str:
+        key = self.key.isoformat() if self.key else ""
+        raw = f"{'n' if self.newest_first else 'd'}|{key}|{self.id}"
+        return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+    @classmethod
+    def decode(cls, text: str) -> Cursor:
+        """The cursor a page handed out; InvalidInputError("cursor") for anything else."""
+        try:
+            raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode()
+            order, key, ident = raw.split("|")
+            if order not in ("n", "d"):
+                raise ValueError(order)
+            when = dt.datetime.fromisoformat(key) if key else None
+            if when is not None and when.tzinfo is None:
+                raise ValueError(key)
+            return cls(newest_first=order == "n", key=when, id=int(ident))
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise InvalidInputError("cursor", "翻页游标无效：请使用上一页返回的 next_cursor") from exc
+
+
+@dataclass(frozen=True)
+class TicketList:
+    rows: list[Ticket]
+    total: int
+    # False: more than EXACT_COUNT_CAP matched and `total` is an estimate (the planner's on PostgreSQL, else the cap)
+    total_exact: bool
+    next_cursor: str | None
+
+
+def _order(newest_first: bool) -> tuple[Any, ...]:
+    if newest_first:
+        return (col(Ticket.received_at).desc(), col(Ticket.id).desc())
+    # NULLS LAST spelled out: SQLite and PostgreSQL disagree on the default, and a cursor needs one order
+    return (col(Ticket.resolve_due).asc().nulls_last(), col(Ticket.id).asc())
+
+
+def _after(cursor: Cursor) -> Any:
+    """Rows after the cursor in its order (the index on the sort key answers it, no OFFSET)."""
+    if cursor.newest_first:
+        assert cursor.key is not None
+        return or_(
+            col(Ticket.received_at) < cursor.key,
+            and_(col(Ticket.received_at) == cursor.key, col(Ticket.id) < cursor.id),
+        )
+    if cursor.key is None:
+        return and_(col(Ticket.resolve_due).is_(None), col(Ticket.id) > cursor.id)
+    return or_(
+        col(Ticket.resolve_due) > cursor.key,
+        and_(col(Ticket.resolve_due) == cursor.key, col(Ticket.id) > cursor.id),
+        col(Ticket.resolve_due).is_(None),
+    )
+
+
+def _count(session: Session, base: Any) -> tuple[int, bool]:
+    """The number of matches, exact up to EXACT_COUNT_CAP; beyond it an estimate, so that a list never counts the
+    whole table."""
+    found = _capped_count(session, base, EXACT_COUNT_CAP)
+    if found <= EXACT_COUNT_CAP:
+        return found, True
+    return max(_planner_estimate(session, base), found), False
+
+
+def _planner_estimate(session: Session, base: Any) -> int:
+    """PostgreSQL's own estimate of the matching rows (EXPLAIN, no execution); elsewhere 0 (the cap stands)."""
+    bind = session.get_bind()
+    if bind.dialect.name != "postgresql":
+        return 0
+    statement = base.with_only_columns(col(Ticket.id)).order_by(None)
+    compiled = statement.compile(dialect=bind.dialect, compile_kwargs={"literal_binds": True})
+    plan = session.execute(text(f"EXPLAIN (FORMAT JSON) {compiled}")).scalar_one()
+    return int(plan[0]["Plan"]["Plan Rows"])
+
+
+def list_statement(
+    *, actor: Actor, filters: TicketFilter, now: dt.datetime, newest_first: bool, relevance: bool = False
+) -> Any:
+    """The list's query in its order, before paging (the indexes in Ticket.__table_args__ are made for it); by
+    relevance to the text searched, best first, when asked and there is a search."""
+    statement = _matching(actor, filters, now)
+    wanted = search.query_terms(filters.q) if filters.q and relevance else []
+    if wanted:
+        return statement.order_by(search.relevance(col(Ticket.id), wanted).desc(), *_order(newest_first))
+    return statement.order_by(*_order(newest_first))
 
 
 def list_tickets(
@@ -181,28 +286,80 @@ def list_tickets(
     session: Session,
     actor: Actor,
     filters: TicketFilter,
-    page: int,
+    page: int = 1,
     page_size: int,
     now: dt.datetime | None = None,
     newest_first: bool = False,
-) -> tuple[list[Ticket], int]:
+    cursor: Cursor | None = None,
+    relevance: bool = False,
+) -> TicketList:
+    """One page of the visible tickets the filters match: by page number (OFFSET, for the first pages) or after a
+    cursor (keyset, for going deep), with the total (exact while cheap, else an estimate)."""
     now = now or utcnow()
-    base = _filtered(_visible(select(Ticket), actor), filters, now)
-    total = session.exec(select(func.count()).select_from(base.subquery())).one()
-    order = (
-        (col(Ticket.received_at).desc(), col(Ticket.id).desc())
-        if newest_first
-        else (col(Ticket.resolve_due).asc(), col(Ticket.id))
-    )
-    rows = session.exec(base.order_by(*order).offset((page - 1) * page_size).limit(page_size))
-    return list(rows), int(total)
+    base = _matching(actor, filters, now)
+    total, exact = _count(session, base)
+    if cursor is not None and relevance:
+        raise InvalidInputError("cursor", "按相关度排序时不能用游标翻页：请用 page")
+    statement = list_statement(actor=actor, filters=filters, now=now, newest_first=newest_first, relevance=relevance)
+    if cursor is not None:
+        if cursor.newest_first != newest_first:
+            raise InvalidInputError("cursor", "翻页游标与当前排序不符：请从第一页重新开始")
+        statement = statement.where(_after(cursor))
+    else:
+        statement = statement.offset((page - 1) * page_size)
+    rows = list(session.exec(statement.limit(page_size + 1)))
+    following = None
+    if len(rows) > page_size:
+        rows = rows[:page_size]
+        last = rows[-1]
+        assert last.id is not None
+        key = last.received_at if newest_first else last.resolve_due
+        # by relevance there is no keyset: the next page is page + 1
+        following = None if relevance else Cursor(newest_first=newest_first, key=key, id=last.id).encode()
+    return TicketList(rows=rows, total=total, total_exact=exact, next_cursor=following)
+
+
+EXPORT_BATCH = 2000
+
+
+def ticket_batches(
+    *, session: Session, actor: Actor, filters: TicketFilter, now: dt.datetime, batch: int | None = None
+) -> Iterator[list[Ticket]]:
+    """Every visible ticket the filters match, newest first, a batch at a time by keyset: an export of any size
+    holds one batch in memory, and no batch costs more than the first."""
+    batch = batch or EXPORT_BATCH
+    statement = list_statement(actor=actor, filters=filters, now=now, newest_first=True)
+    cursor: Cursor | None = None
+    while True:
+        page = statement.where(_after(cursor)) if cursor else statement
+        rows = list(session.exec(page.limit(batch)))
+        if not rows:
+            return
+        yield rows
+        last = rows[-1]
+        assert last.id is not None
+        cursor = Cursor(newest_first=True, key=last.received_at, id=last.id)
+        # what was yielded is done with: the session must not keep every row it ever loaded
+        session.expunge_all()
+        if len(rows) < batch:
+            return
+
+
+def count_matching(*, session: Session, actor: Actor, filters: TicketFilter, now: dt.datetime, cap: int) -> int:
+    """How many visible tickets match, counting at most cap + 1 (enough to say "too many")."""
+    return _capped_count(session, _matching(actor, filters, now), cap)
+
+
+def _capped_count(session: Session, base: Any, cap: int) -> int:
+    capped = base.with_only_columns(col(Ticket.id)).limit(cap + 1).subquery()
+    return int(session.exec(select(func.count()).select_from(capped)).one())
 
 
 def matching_tickets(
     *, session: Session, actor: Actor, filters: TicketFilter, now: dt.datetime, limit: int
 ) -> list[Ticket]:
     """Every visible ticket the filters match, up to `limit` (the queue's candidates, an export)."""
-    base = _filtered(_visible(select(Ticket), actor), filters, now)
+    base = _matching(actor, filters, now)
     return list(session.exec(base.order_by(col(Ticket.received_at).desc(), col(Ticket.id).desc()).limit(limit)))
 
 

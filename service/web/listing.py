@@ -5,27 +5,44 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import os
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, Response, StreamingResponse
 from openpyxl import Workbook
+from openpyxl.cell import WriteOnlyCell
 from openpyxl.styles import Font
+from sqlmodel import Session
+from starlette.background import BackgroundTask
 
 from service.areas.models import UNPLACED_FILTER
 from service.deps import SessionDep, StateDep
+from service.errors import InvalidInputError
 from service.state import AppState
 from service.tickets.models import OPEN_STATES, STATE_LABELS, State, Ticket
-from service.tickets.service import Actor, TicketFilter, list_tickets, matching_tickets
+from service.tickets.service import (
+    EXACT_COUNT_CAP,
+    Actor,
+    Cursor,
+    TicketFilter,
+    count_matching,
+    list_tickets,
+    ticket_batches,
+)
 from service.tickets.visibility import public_view
 from service.web.routes import WebUser, _back, _local, _page, _row, _zone
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
 PAGE_SIZE = 50
-EXPORT_LIMIT = 50_000
-KEYS = ("state", "office", "category", "grid", "from", "to", "overdue", "dispatch", "q")
+# rows are streamed a batch at a time, so the limit is about what a spreadsheet is for, not the server's memory
+EXPORT_LIMIT = 200_000
+KEYS = ("state", "office", "category", "grid", "from", "to", "overdue", "dispatch", "q", "sort")
+SORTS = {"relevance": "按相关度"}
 DISPATCH = {"auto": "自动派单", "manual": "人工派单"}
 OVERDUE = {"yes": "超期未办结", "no": "未超期"}
 
@@ -37,6 +54,8 @@ class ListQuery:
     raw: dict[str, str]
     filters: TicketFilter
     page: int
+    # 下一页 carries where this page ended: deep pages need no OFFSET
+    cursor: Cursor | None = None
 
     def link(self, **changes: Any) -> str:
         params = {k: v for k, v in {**self.raw, **changes}.items() if v not in ("", None)}
@@ -65,14 +84,24 @@ def parse_query(request: Request, state: AppState) -> ListQuery | str:
         ("grid", "片区", {*rules.places.grids, UNPLACED_FILTER}),
         ("overdue", "超期", set(OVERDUE)),
         ("dispatch", "派单方式", set(DISPATCH)),
+        ("sort", "排序方式", set(SORTS)),
     )
     problems.extend(f"没有这个{label}「{raw[k]}」" for k, label, known in choices if raw[k] and raw[k] not in known)
     start, end = _date(raw, "from", "开始日期", problems), _date(raw, "to", "结束日期", problems)
     if start and end and start > end:
         problems.append("开始日期晚于结束日期")
+    if raw["sort"] == "relevance" and not raw["q"]:
+        problems.append("按相关度排序需要搜索词")
     page = request.query_params.get("page", "1")
     if not page.isdigit() or not 1 <= int(page) <= 100_000:
         problems.append(f"页码「{page[:20]}」无效")
+    cursor = None
+    after = request.query_params.get("after", "")[:200]
+    if after:
+        try:
+            cursor = Cursor.decode(after)
+        except InvalidInputError as exc:
+            problems.append(exc.message)
     if problems:
         return "筛选条件无效：" + "；".join(problems)
     zone = _zone(state)
@@ -92,7 +121,7 @@ def parse_query(request: Request, state: AppState) -> ListQuery | str:
         dispatch=raw["dispatch"] or None,
         q=raw["q"] or None,
     )
-    return ListQuery(raw=raw, filters=filters, page=int(page))
+    return ListQuery(raw=raw, filters=filters, page=int(page), cursor=cursor)
 
 
 @router.get("/tickets", response_class=HTMLResponse)
@@ -103,7 +132,7 @@ def tickets_page(request: Request, web: WebUser, session: SessionDep, state: Sta
     if isinstance(query, str):
         return _back("/ui/tickets", state, err=query)
     now = state.clock()
-    found, total = list_tickets(
+    listed = list_tickets(
         session=session,
         actor=Actor.of(user),
         filters=query.filters,
@@ -111,8 +140,11 @@ def tickets_page(request: Request, web: WebUser, session: SessionDep, state: Sta
         page_size=PAGE_SIZE,
         now=now,
         newest_first=True,
+        cursor=None if query.raw["sort"] else query.cursor,
+        relevance=query.raw["sort"] == "relevance",
     )
-    pages = max(1, -(-total // PAGE_SIZE))
+    found, total = listed.rows, listed.total
+    pages = max(query.page + (1 if listed.next_cursor else 0), -(-total // PAGE_SIZE))
     rows = [
         {**_row(t, state, now, user), "dispatch": _dispatch(t), "received": _local(t.received_at, _zone(state))}
         for t in found
@@ -125,6 +157,9 @@ def tickets_page(request: Request, web: WebUser, session: SessionDep, state: Sta
         state,
         rows=rows,
         total=total,
+        total_text=total_text(total, exact=listed.total_exact),
+        total_exact=listed.total_exact,
+        next_cursor=listed.next_cursor,
         query=query,
         pages=pages,
         rules=state.rules,
@@ -132,6 +167,15 @@ def tickets_page(request: Request, web: WebUser, session: SessionDep, state: Sta
         dispatch_labels=DISPATCH,
         overdue_labels=OVERDUE,
     )
+
+
+def total_text(total: int, *, exact: bool) -> str:
+    """ "共 1234 件", or beyond the exact count "约 12 万件" (the planner's estimate) or "超过 1 万件" (SQLite)."""
+    if exact:
+        return f"共 {total} 件"
+    if total > EXACT_COUNT_CAP:
+        return f"约 {total / 10_000:.0f} 万件" if total >= 100_000 else f"约 {total / 10_000:.1f} 万件"
+    return f"超过 {EXACT_COUNT_CAP // 10_000} 万件"
 
 
 def _dispatch(ticket: Ticket) -> str:
@@ -199,7 +243,7 @@ def _export_rows(tickets: list[Ticket], state: AppState, user: Any, now: dt.date
 
 @router.get("/export/tickets")
 def tickets_export(request: Request, web: WebUser, session: SessionDep, state: StateDep) -> Response:
-    """The filtered list as CSV or XLSX, redacted as the page is for this user."""
+    """The filtered list as CSV or XLSX, redacted as the page is for this user, streamed in bounded memory."""
     user, _ = web
     query = parse_query(request, state)
     back = "/ui/tickets" + (query.link() if not isinstance(query, str) else "")
@@ -209,37 +253,63 @@ def tickets_export(request: Request, web: WebUser, session: SessionDep, state: S
     if fmt not in ("xlsx", "csv"):
         return _back(back, state, err="导出格式只能是 xlsx 或 csv")
     now = state.clock()
-    found = matching_tickets(
-        session=session, actor=Actor.of(user), filters=query.filters, now=now, limit=EXPORT_LIMIT + 1
-    )
-    if len(found) > EXPORT_LIMIT:
+    actor = Actor.of(user)
+    if count_matching(session=session, actor=actor, filters=query.filters, now=now, cap=EXPORT_LIMIT) > EXPORT_LIMIT:
         return _back(back, state, err=f"符合条件的工单超过 {EXPORT_LIMIT} 件，请缩小筛选范围后再导出")
-    rows = _export_rows(found, state, user, now)
     stamp = now.astimezone(_zone(state)).strftime("%Y%m%d-%H%M")
+    headers = {"Content-Disposition": f'attachment; filename="hotline-tickets-{stamp}.{fmt}"'}
+    batches = _row_batches(state, user, query.filters, now)
     if fmt == "csv":
-        buffer = io.StringIO()
-        writer = csv.writer(buffer)
-        writer.writerow(COLUMNS)
+        return StreamingResponse(_csv_chunks(batches), media_type="text/csv; charset=utf-8", headers=headers)
+    path = _xlsx_file(batches)
+    return FileResponse(
+        path,
+        media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        headers=headers,
+        background=BackgroundTask(os.unlink, path),
+    )
+
+
+def _row_batches(state: AppState, user: Any, filters: TicketFilter, now: dt.datetime) -> Iterator[list[list[Any]]]:
+    """The export's rows a batch at a time, from a session of its own: a streamed body outlives the request's."""
+    with Session(state.engine) as session:
+        for tickets in ticket_batches(session=session, actor=Actor.of(user), filters=filters, now=now):
+            yield _export_rows(tickets, state, user, now)
+
+
+def _csv_chunks(batches: Iterator[list[list[Any]]]) -> Iterator[bytes]:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(COLUMNS)
+    # the BOM lets Excel read the Chinese headers as UTF-8
+    yield "\ufeff".encode() + buffer.getvalue().encode("utf-8")
+    for rows in batches:
+        buffer.seek(0)
+        buffer.truncate()
         writer.writerows(rows)
-        body, media = "\ufeff".encode() + buffer.getvalue().encode("utf-8"), "text/csv; charset=utf-8"
-    else:
-        body = _xlsx(rows)
-        media = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-    name = f"hotline-tickets-{stamp}.{fmt}"
-    return Response(body, media_type=media, headers={"Content-Disposition": f'attachment; filename="{name}"'})
+        yield buffer.getvalue().encode("utf-8")
 
 
-def _xlsx(rows: list[list[Any]]) -> bytes:
-    book = Workbook()
-    sheet = book.active
-    assert sheet is not None
-    sheet.title = "工单"
-    sheet.append(list(COLUMNS))
-    for cell in sheet[1]:
-        cell.font = Font(bold=True)
-    for row in rows:
-        sheet.append(row)
+def _xlsx_file(batches: Iterator[list[list[Any]]]) -> str:
+    """The rows written to a temporary XLSX file in openpyxl's write-only mode (rows go to disk as they come)."""
+    book = Workbook(write_only=True)
+    sheet = book.create_sheet("工单")
+    bold = Font(bold=True)
+    header = []
+    for name in COLUMNS:
+        cell = WriteOnlyCell(sheet, value=name)
+        cell.font = bold
+        header.append(cell)
     sheet.freeze_panes = "A2"
-    out = io.BytesIO()
-    book.save(out)
-    return out.getvalue()
+    sheet.append(header)
+    for rows in batches:
+        for row in rows:
+            sheet.append(row)
+    handle, path = tempfile.mkstemp(prefix="hotline-export-", suffix=".xlsx")
+    os.close(handle)
+    try:
+        book.save(path)
+    except BaseException:
+        os.unlink(path)
+        raise
+    return path

@@ -6,6 +6,8 @@ import csv
 import datetime as dt
 import html
 import io
+import tempfile
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -105,6 +107,29 @@ def test_export_is_the_filtered_list_redacted_for_the_reader(client: TestClient,
     assert "13812345678" not in text and "张三" not in text
     bad = client.get("/ui/export/tickets", params={"format": "pdf"})
     assert "导出格式只能是 xlsx 或 csv" in html.unescape(bad.text)
+
+
+def test_an_export_streams_every_row_in_batches_and_leaves_no_file(
+    client: TestClient, state: AppState, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    tickets = _seed(client)
+    monkeypatch.setattr("service.tickets.service.EXPORT_BATCH", 2)  # five tickets: three batches
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(spool))
+    login(client, token_for(state, "dispatcher"))
+    newest_first = [int(str(t["id"])) for t in reversed(tickets)]
+    r = client.get("/ui/export/tickets", params={"format": "csv"})
+    rows = list(csv.reader(io.StringIO(r.content.decode("utf-8-sig"))))
+    assert [int(row[0]) for row in rows[1:]] == newest_first
+    r = client.get("/ui/export/tickets", params={"format": "xlsx"})
+    sheet = load_workbook(io.BytesIO(r.content)).worksheets[0]
+    assert [c.value for c in sheet[1]][:2] == ["序号", "工单编号"] and sheet.freeze_panes == "A2"
+    assert [int(sheet.cell(row=i, column=1).value) for i in range(2, 7)] == newest_first
+    assert not list(spool.iterdir())  # the temporary XLSX is gone once sent
+    monkeypatch.setattr(listing, "EXPORT_LIMIT", 4)
+    refused = client.get("/ui/export/tickets", params={"format": "csv"}, follow_redirects=True)
+    assert "超过 4 件" in html.unescape(refused.text)
 
 
 def test_queue_poll_lists_ids_and_does_not_keep_the_session_alive(client: TestClient, state: AppState) -> None:
