@@ -66,6 +66,7 @@ def build_state(
         policy=DeadlinePolicy(rules),
         metrics=Metrics(engine),
         photos=photo_store(settings),
+        report_engine=make_engine(settings.report_database_url) if settings.report_database_url else None,
     )
 
 

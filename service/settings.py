@@ -24,6 +24,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="HOTLINE_", env_file=None, extra="ignore", env_ignore_empty=True)
 
     database_url: str = "sqlite:///var/hotline.db"
+    # reports and exports read here when set (a PostgreSQL streaming replica, docs/SCALING.md): leaders' Excel
+    # exports never compete with intake for the primary
+    report_database_url: str | None = None
     webhook_secret: SecretStr = SecretStr(DEMO_SECRET)
     demo: bool = False
     rules: Path = Path("rules.yaml")

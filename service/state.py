@@ -59,8 +59,15 @@ class AppState:
     photos: PhotoStore = field(default_factory=lambda: LocalStore(Path("var/photos")))
     # "now" for intake and actions: the wall clock, or a simulated one (replays, drills)
     clock: Callable[[], dt.datetime] = field(default=utcnow)
+    # where reports and exports read (HOTLINE_REPORT_DATABASE_URL), when not the primary
+    report_engine: Engine | None = None
     _batcher: IntakeBatcher | None = None
     _classifier_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def reads(self) -> Engine:
+        """The engine for reports and exports: the read replica when one is set, else the primary."""
+        return self.report_engine or self.engine
 
     def set_classifier(self, classifier: Classifier) -> None:
         """Serve another model from now on: requests and the intake batcher pick it up at their next use."""

@@ -48,7 +48,7 @@ def daily_route(
     """Daily closure-rate report for a date or date range (per office or area × category, totals, ledger)."""
     _check_period(date, end)
     office = user.office if user.role == Role.office else None
-    report = load_report(state.engine, rules, date, end, office, by=by)
+    report = load_report(state.reads, rules, date, end, office, by=by)
     name = f"hotline-report-{date}{'_' + str(end) if end else ''}{'' if by == 'office' else '-' + by}"
     if format == "csv":
         return Response(
@@ -77,5 +77,5 @@ def monitor_route(
     """新增违建（等）动态监测: new tickets of the monitored categories by 片区/街道 and week."""
     _check_period(end, None, start_field="end")
     office = user.office if user.role == Role.office else None
-    with state.engine.connect() as conn:
+    with state.reads.connect() as conn:
         return monitor(conn, rules, end, weeks, office=office)

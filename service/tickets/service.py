@@ -7,7 +7,7 @@ import base64
 import datetime as dt
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import and_, false, func, literal, or_, text, true, union
@@ -30,6 +30,8 @@ class Actor:
     role: str
     office: str | None = None
     area_id: int | None = None
+    # an office's assisted tickets (联勤联动) when looked up beforehand; None: found by a subquery in each query
+    assists: tuple[int, ...] | None = None
 
     @classmethod
     def of(cls, user: User) -> Actor:
@@ -71,9 +73,27 @@ def is_assisting(*, session: Session, ticket_id: int, office: str | None) -> boo
     return found is not None
 
 
+# up to this many assisted tickets are named in the query itself; more are found by a subquery
+_ASSISTS_INLINE = 500
+
+
+def with_assists(session: Session, actor: Actor) -> Actor:
+    """The actor with an office's assisted tickets looked up once: an office that assists nothing gets a plain
+    `office = …` condition, which its (office, state, resolve_due) index answers in order."""
+    if actor.role != Role.office or actor.assists is not None:
+        return actor
+    found = tuple(session.exec(assisted_by(actor.office).limit(_ASSISTS_INLINE + 1)))
+    if len(found) > _ASSISTS_INLINE:
+        return actor
+    return replace(actor, assists=found)
+
+
 def _visible(statement: Any, actor: Actor) -> Any:
     if actor.role == Role.office:
-        return statement.where(or_(col(Ticket.office) == actor.office, col(Ticket.id).in_(assisted_by(actor.office))))
+        mine = col(Ticket.office) == actor.office
+        if actor.assists is None:
+            return statement.where(or_(mine, col(Ticket.id).in_(assisted_by(actor.office))))
+        return statement.where(or_(mine, col(Ticket.id).in_(actor.assists)) if actor.assists else mine)
     if actor.role == Role.patrol:
         return statement.where(col(Ticket.area_id).in_(area_subtree(actor.area_id)))
     return statement
@@ -296,6 +316,7 @@ def list_tickets(
     """One page of the visible tickets the filters match: by page number (OFFSET, for the first pages) or after a
     cursor (keyset, for going deep), with the total (exact while cheap, else an estimate)."""
     now = now or utcnow()
+    actor = with_assists(session, actor)
     base = _matching(actor, filters, now)
     total, exact = _count(session, base)
     if cursor is not None and relevance:
@@ -328,6 +349,7 @@ def ticket_batches(
     """Every visible ticket the filters match, newest first, a batch at a time by keyset: an export of any size
     holds one batch in memory, and no batch costs more than the first."""
     batch = batch or EXPORT_BATCH
+    actor = with_assists(session, actor)
     statement = list_statement(actor=actor, filters=filters, now=now, newest_first=True)
     cursor: Cursor | None = None
     while True:
@@ -347,7 +369,7 @@ def ticket_batches(
 
 def count_matching(*, session: Session, actor: Actor, filters: TicketFilter, now: dt.datetime, cap: int) -> int:
     """How many visible tickets match, counting at most cap + 1 (enough to say "too many")."""
-    return _capped_count(session, _matching(actor, filters, now), cap)
+    return _capped_count(session, _matching(with_assists(session, actor), filters, now), cap)
 
 
 def _capped_count(session: Session, base: Any, cap: int) -> int:
@@ -359,7 +381,7 @@ def matching_tickets(
     *, session: Session, actor: Actor, filters: TicketFilter, now: dt.datetime, limit: int
 ) -> list[Ticket]:
     """Every visible ticket the filters match, up to `limit` (the queue's candidates, an export)."""
-    base = _matching(actor, filters, now)
+    base = _matching(with_assists(session, actor), filters, now)
     return list(session.exec(base.order_by(col(Ticket.received_at).desc(), col(Ticket.id).desc()).limit(limit)))
 
 

@@ -898,7 +898,7 @@ def reports_export(request: Request, web: WebUser, state: StateDep) -> Response:
     if by is None:
         return _back("/ui/reports", state, err="分行方式只能是 承办科室、片区、居民区 或 网格")
     office = user.office if user.role == Role.office else None
-    report = load_report(state.engine, state.rules, start, end, office, by=by)
+    report = load_report(state.reads, state.rules, start, end, office, by=by)
     name = f"hotline-report-{start}_{end}{'' if by == 'office' else '-' + by}.{fmt}"
     body, media = (
         (to_xlsx(report), "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
@@ -946,8 +946,8 @@ def reports_page(request: Request, web: WebUser, state: StateDep) -> Response:
     if by is None:
         return _back("/ui/reports", state, err="分行方式只能是 承办科室、片区、居民区 或 网格")
     office = user.office if user.role == Role.office else None
-    report = load_report(state.engine, state.rules, start, end, office, by=by)
-    with state.engine.connect() as conn:
+    report = load_report(state.reads, state.rules, start, end, office, by=by)
+    with state.reads.connect() as conn:
         watch = monitor(conn, state.rules, end, office=office)
         areas = area_status(conn, state.rules, start, end, office=office)
     return _page(
@@ -981,7 +981,7 @@ def learning_page(request: Request, web: DispatcherPage, session: SessionDep, st
 
     user, sess = web
     weeks = 12
-    rows = weekly(state.engine, state.rules, now=state.clock(), weeks=weeks)
+    rows = weekly(state.reads, state.rules, now=state.clock(), weeks=weeks)
     store = ModelStore(state.settings.models_root, state.settings.model)
     return _page(
         request,

@@ -96,6 +96,13 @@ LISTS: list[tuple[str, Actor, TicketFilter, bool, str]] = [
         "ix_ticket_office_state_due",
     ),
     (
+        "an office user's own list in a state (assisting nothing)",
+        Actor("平安办", Role.office, "pingan", assists=()),
+        TicketFilter(state="dispatched"),
+        False,
+        "ix_ticket_office_state_due",
+    ),
+    (
         "the queue's state",
         Actor("派单员", Role.dispatcher),
         TicketFilter(state="pending_review"),
