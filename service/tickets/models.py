@@ -228,6 +228,14 @@ class Ticket(TicketBase, table=True):
             postgresql_where=text("resolved_at IS NULL"),
             sqlite_where=text("resolved_at IS NULL"),
         ),
+        # the overdue list: unresolved tickets by due date
+        Index(
+            "ix_ticket_open_due",
+            "resolve_due",
+            "id",
+            postgresql_where=text("resolved_at IS NULL"),
+            sqlite_where=text("resolved_at IS NULL"),
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)

@@ -14,7 +14,7 @@ import unicodedata
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Integer, Text, bindparam, false, text
+from sqlalchemy import Integer, Text, bindparam, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import ColumnElement
@@ -94,70 +94,57 @@ def _fts_match(wanted: Sequence[str]) -> str:
     return " AND ".join(f'"{_hex(t)}"' for t in wanted)
 
 
-class matches(ColumnElement[bool]):
-    """`ticket.id` is a ticket whose terms include every wanted term (a subquery on the search index)."""
-
-    type = Boolean()
+class _Search(ColumnElement[Any]):
     inherit_cache = False
 
     def __init__(self, ticket_id: Any, wanted: Sequence[str]) -> None:
         self.ticket_id = ticket_id
         self.wanted = tuple(wanted)
 
+    def parts(self, compiler: Any, kw: dict[str, Any], query: str) -> tuple[str, str]:
+        """The bound query text and the ticket id column, as SQL."""
+        bound = compiler.process(bindparam(None, query, type_=Text), **kw)
+        return bound, compiler.process(self.ticket_id, **kw)
+
+
+class matches(_Search):
+    """`ticket.id` is a ticket whose terms include every wanted term (a subquery on the search index)."""
+
+    type = Boolean()
+
+
+class relevance(_Search):
+    """How well a ticket matches (larger is better), for ORDER BY … DESC."""
+
+    type = Float()
+
 
 @compiles(matches, "postgresql")
 def _matches_pg(element: matches, compiler: Any, **kw: Any) -> str:
-    query = compiler.process(bindparam(None, _tsquery(element.wanted), type_=Text), **kw)
-    column = compiler.process(element.ticket_id, **kw)
+    query, column = element.parts(compiler, kw, _tsquery(element.wanted))
     return f"{column} IN (SELECT ticket_id FROM {SEARCH_TABLE} WHERE terms @@ CAST({query} AS tsquery))"
 
 
 @compiles(matches, "sqlite")
 def _matches_sqlite(element: matches, compiler: Any, **kw: Any) -> str:
-    query = compiler.process(bindparam(None, _fts_match(element.wanted), type_=Text), **kw)
-    column = compiler.process(element.ticket_id, **kw)
+    query, column = element.parts(compiler, kw, _fts_match(element.wanted))
     return f"{column} IN (SELECT rowid FROM {SEARCH_TABLE} WHERE {SEARCH_TABLE} MATCH {query})"
-
-
-class relevance(ColumnElement[float]):
-    """How well a ticket matches (larger is better), for ORDER BY … DESC."""
-
-    type = Float()
-    inherit_cache = False
-
-    def __init__(self, ticket_id: Any, wanted: Sequence[str]) -> None:
-        self.ticket_id = ticket_id
-        self.wanted = tuple(wanted)
 
 
 @compiles(relevance, "postgresql")
 def _relevance_pg(element: relevance, compiler: Any, **kw: Any) -> str:
-    query = compiler.process(bindparam(None, _tsquery(element.wanted), type_=Text), **kw)
-    column = compiler.process(element.ticket_id, **kw)
+    query, column = element.parts(compiler, kw, _tsquery(element.wanted))
     return f"(SELECT ts_rank(terms, CAST({query} AS tsquery)) FROM {SEARCH_TABLE} WHERE ticket_id = {column})"
 
 
 @compiles(relevance, "sqlite")
 def _relevance_sqlite(element: relevance, compiler: Any, **kw: Any) -> str:
-    query = compiler.process(bindparam(None, _fts_match(element.wanted), type_=Text), **kw)
-    column = compiler.process(element.ticket_id, **kw)
+    query, column = element.parts(compiler, kw, _fts_match(element.wanted))
     # bm25 is negative, smaller is better; the title and the number weigh most, the address least
     return (
         f"(SELECT -bm25({SEARCH_TABLE}, 10.0, 2.0, 1.0) FROM {SEARCH_TABLE}"
         f" WHERE {SEARCH_TABLE} MATCH {query} AND rowid = {column})"
     )
-
-
-def condition(ticket_id: Any, query: str) -> ColumnElement[bool] | None:
-    """The WHERE condition for a query, or None when it has no terms (nothing to search for)."""
-    wanted = query_terms(query)
-    if not wanted:
-        return None
-    return matches(ticket_id, wanted)
-
-
-def nothing() -> ColumnElement[bool]:
-    return false()
 
 
 # Writing the index ---------------------------------------------------------------------------------------------

@@ -187,7 +187,11 @@ def _filtered(statement: Any, f: TicketFilter, now: dt.datetime) -> Any:
     if f.open_only:
         statement = statement.where(col(Ticket.state).in_(open_states))
     if f.overdue is True:
-        statement = statement.where(col(Ticket.state).in_(open_states), col(Ticket.resolve_due) < now)
+        # an open ticket is never resolved: saying so lets the partial index of unresolved tickets by due date
+        # (ix_ticket_open_due) answer, instead of walking every closed ticket in due order
+        statement = statement.where(
+            col(Ticket.state).in_(open_states), col(Ticket.resolved_at).is_(None), col(Ticket.resolve_due) < now
+        )
     elif f.overdue is False:
         statement = statement.where(or_(col(Ticket.state).not_in(open_states), col(Ticket.resolve_due) >= now))
     if f.due_before:

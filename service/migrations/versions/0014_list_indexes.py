@@ -1,5 +1,5 @@
 """indexes for the lists people use at millions of tickets: an office's tickets in a state by due date, a state's by
-due date (the queue), a category's newest first; they replace (state, office)
+due date (the queue), a category's newest first, the unresolved by due date (overdue); they replace (state, office)
 
 Revision ID: 0014
 Revises: 0013
@@ -8,6 +8,7 @@ Create Date: 2026-12-03 19:30:00
 
 from collections.abc import Sequence
 
+import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0014"
@@ -28,10 +29,20 @@ def upgrade() -> None:
     with op.get_context().autocommit_block():
         for name, columns in _NEW.items():
             op.create_index(name, "ticket", columns, postgresql_concurrently=True, if_not_exists=True)
+        op.create_index(
+            "ix_ticket_open_due",
+            "ticket",
+            ["resolve_due", "id"],
+            postgresql_where=sa.text("resolved_at IS NULL"),
+            sqlite_where=sa.text("resolved_at IS NULL"),
+            postgresql_concurrently=True,
+            if_not_exists=True,
+        )
     op.drop_index("ix_ticket_state_office", table_name="ticket")
 
 
 def downgrade() -> None:
     op.create_index("ix_ticket_state_office", "ticket", ["state", "office"])
+    op.drop_index("ix_ticket_open_due", table_name="ticket")
     for name in reversed(list(_NEW)):
         op.drop_index(name, table_name="ticket")

@@ -110,6 +110,13 @@ LISTS: list[tuple[str, Actor, TicketFilter, bool, str]] = [
         "ix_ticket_state_due",
     ),
     (
+        "overdue, by due date",
+        Actor("派单员", Role.dispatcher),
+        TicketFilter(overdue=True),
+        False,
+        "ix_ticket_open_due",
+    ),
+    (
         "a category, newest first",
         Actor("派单员", Role.dispatcher),
         TicketFilter(category="group_renting"),
@@ -134,8 +141,9 @@ def test_each_list_is_answered_by_its_index(
         # index an empty table makes look as good (in this transaction only), and see which index serves the query
         session.execute(text("SET LOCAL enable_seqscan = off"))
         session.execute(text("SET LOCAL enable_sort = off"))
-        if index != "ix_ticket_state_due":
-            session.execute(text("DROP INDEX ix_ticket_state_due"))
+        for other in ("ix_ticket_state_due", "ix_ticket_resolve_due"):
+            if other != index:
+                session.execute(text(f"DROP INDEX {other}"))
         plan = "\n".join(r[0] for r in session.execute(text(f"EXPLAIN {sql}")))
         session.rollback()
     engine.dispose()
