@@ -13,6 +13,7 @@ from sqlmodel import Session, col, select
 
 from service.areas.service import ZoneOf, area_index, place_row
 from service.auth.models import DISPATCH_ROLES
+from service.clock import utcnow
 from service.errors import ForbiddenError, InvalidInputError, NotFoundError
 from service.evidence.models import TicketPhoto
 from service.keypoints.models import (
@@ -32,7 +33,7 @@ from service.keypoints.models import (
 from service.keypoints.registry import KeyPointFile, KeyPointSpec
 from service.rules import KeyPointRules
 from service.tickets.models import State, Ticket
-from service.tickets.service import Actor, get_ticket
+from service.tickets.service import Actor, TicketFilter, matching_tickets
 
 # a building's tickets shown on a key point's page, newest first
 TICKET_LIMIT = 200
@@ -260,27 +261,16 @@ def key_point_for_ticket(*, session: Session, ticket: Ticket) -> KeyPointBrief |
     return key_point_brief(best)
 
 
-def _visible(session: Session, ticket: Ticket, actor: Actor) -> bool:
-    try:
-        get_ticket(session=session, ticket_id=ticket.id or 0, actor=actor)
-    except NotFoundError:
-        return False
-    return True
-
-
-def key_point_tickets(*, session: Session, key_point_id: int, actor: Actor, limit: int = TICKET_LIMIT) -> list[Ticket]:
+def key_point_tickets(
+    *, session: Session, key_point_id: int, actor: Actor, limit: int = TICKET_LIMIT, now: dt.datetime | None = None
+) -> list[Ticket]:
     """The tickets at the key point's building that `actor` may see (an office its own), newest first. A point
     whose address names no building has none."""
     point = get_key_point(session=session, key_point_id=key_point_id)
     if not point.building_key:
         return []
-    statement = (
-        select(Ticket)
-        .where(Ticket.building_key == point.building_key)
-        .order_by(col(Ticket.received_at).desc(), col(Ticket.id).desc())
-        .limit(limit)
-    )
-    return [t for t in session.exec(statement) if _visible(session, t, actor)]
+    wanted = TicketFilter(building=point.building_key)
+    return matching_tickets(session=session, actor=actor, filters=wanted, now=now or utcnow(), limit=limit)
 
 
 def key_point_photos(*, session: Session, tickets: list[Ticket]) -> list[TicketPhoto]:

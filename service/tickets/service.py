@@ -146,6 +146,7 @@ class TicketFilter:
     received_from: dt.datetime | None = None
     received_before: dt.datetime | None = None
     dispatch: str | None = None  # "auto": routed at intake with no person involved; "manual": by a dispatcher
+    building: str | None = None  # a building_key: the tickets at one building (a key point's)
     open_only: bool = False
     q: str | None = None
 
@@ -181,6 +182,8 @@ def _filtered(statement: Any, f: TicketFilter, now: dt.datetime) -> Any:
     for column, value in ((Ticket.grid, f.grid), (Ticket.community, f.community), (Ticket.cell, f.cell)):
         if value:
             statement = statement.where(column == value)
+    if f.building:
+        statement = statement.where(col(Ticket.building_key) == f.building)
     if f.unplaced:
         statement = statement.where(col(Ticket.placement).in_([str(p) for p in UNPLACED]))
     open_states = [str(s) for s in OPEN_STATES]
