@@ -111,12 +111,15 @@ class matches(_Search):
     """`ticket.id` is a ticket whose terms include every wanted term (a subquery on the search index)."""
 
     type = Boolean()
+    # the terms are bound values, but the compiled SQL is built around them: no statement cache
+    inherit_cache = False
 
 
 class relevance(_Search):
     """How well a ticket matches (larger is better), for ORDER BY … DESC."""
 
     type = Float()
+    inherit_cache = False
 
 
 @compiles(matches, "postgresql")

@@ -278,11 +278,15 @@ def _after(cursor: Cursor) -> Any:
 
 def _count(session: Session, base: Any) -> tuple[int, bool]:
     """The number of matches, exact up to EXACT_COUNT_CAP; beyond it an estimate, so that a list never counts the
-    whole table."""
+    whole table. Where the planner already expects far more than the cap, even the capped count is skipped (it
+    would read 10,000 rows to say what the estimate says)."""
+    estimate = _planner_estimate(session, base)
+    if estimate > 2 * EXACT_COUNT_CAP:
+        return estimate, False
     found = _capped_count(session, base, EXACT_COUNT_CAP)
     if found <= EXACT_COUNT_CAP:
         return found, True
-    return max(_planner_estimate(session, base), found), False
+    return max(estimate, found), False
 
 
 def _planner_estimate(session: Session, base: Any) -> int:

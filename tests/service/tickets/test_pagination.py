@@ -82,6 +82,11 @@ def test_beyond_the_cap_the_total_is_a_labelled_estimate(client: TestClient, sta
     listed = client.get("/api/v1/tickets", headers=auth(token_for(state, "dispatcher"))).json()
     assert listed["total_exact"] is False and listed["total"] >= 4
     assert len(listed["items"]) == 5  # the rows themselves are all there
+    # where the planner already expects far more than the cap, its estimate is the answer and nothing is counted
+    monkeypatch.setattr(tickets, "_planner_estimate", lambda session, base: 123_456)
+    monkeypatch.setattr(tickets, "_capped_count", lambda *a: pytest.fail("counted although the estimate sufficed"))
+    listed = client.get("/api/v1/tickets", headers=auth(token_for(state, "dispatcher"))).json()
+    assert (listed["total"], listed["total_exact"], len(listed["items"])) == (123_456, False, 5)
     assert total_text(1234, exact=True) == "共 1234 件"
     assert total_text(123_456, exact=False) == "约 12 万件"
     assert total_text(23_456, exact=False) == "约 2.3 万件"
