@@ -10,7 +10,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import and_, false, func, literal, or_, text, true, union
+from sqlalchemy import and_, false, func, literal, or_, true, union
+from sqlalchemy.exc import CompileError, DBAPIError
 from sqlmodel import Session, col, select
 
 from service.areas.models import UNPLACED, Area
@@ -295,9 +296,16 @@ def _planner_estimate(session: Session, base: Any) -> int:
     if bind.dialect.name != "postgresql":
         return 0
     statement = base.with_only_columns(col(Ticket.id)).order_by(None)
-    compiled = statement.compile(dialect=bind.dialect, compile_kwargs={"literal_binds": True})
-    plan = session.execute(text(f"EXPLAIN (FORMAT JSON) {compiled}")).scalar_one()
-    return int(plan[0]["Plan"]["Plan Rows"])
+    try:
+        compiled = statement.compile(dialect=bind.dialect, compile_kwargs={"literal_binds": True})
+        # at the driver, not through text(): a filter value such as "a:b" must not read as a bind parameter
+        with session.begin_nested():  # a failed EXPLAIN must not abort the request's transaction
+            found = session.connection().exec_driver_sql(f"EXPLAIN (FORMAT JSON) {compiled}").scalar_one()
+        return int(found[0]["Plan"]["Plan Rows"])
+    except (CompileError, DBAPIError, KeyError, TypeError, ValueError):
+        # an estimate is an optimisation: without one the capped count answers
+        log.warning("planner_estimate_failed", exc_info=True)
+        return 0
 
 
 def list_statement(

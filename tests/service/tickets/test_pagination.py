@@ -57,6 +57,15 @@ def test_the_cursor_walks_every_ticket_once_in_the_list_order(client: TestClient
     assert both.status_code == 422 and both.json()["detail"][0]["loc"] == ["query", "cursor"]
 
 
+def test_filter_values_are_data_not_sql(client: TestClient, state: AppState) -> None:
+    _seed(client, 2)
+    desk = auth(token_for(state, "dispatcher"))
+    for params in ({"grid": "a:b"}, {"office": "x%y"}, {"category": "it's"}, {"q": "it's :x %(y)s"}):
+        answer = client.get("/api/v1/tickets", params=params, headers=desk)
+        assert answer.status_code == 200, (params, answer.text)
+        assert answer.json()["total"] == 0 and answer.json()["total_exact"] is True
+
+
 def test_the_page_follows_the_cursor_newest_first(client: TestClient, state: AppState, monkeypatch: Any) -> None:
     ids = _seed(client, 5)
     monkeypatch.setattr("service.web.listing.PAGE_SIZE", 2)
