@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import bindparam, insert, text, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlmodel import Session, select
 
 from classifier.decision import Classifier, Decision
@@ -237,12 +237,21 @@ def _insert_tickets(session: Session, rows: list[Row]) -> None:
         row["id"] = ticket_id
 
 
+def _index(session: Session, rows: list[Row]) -> None:
+    """The text search index, in the same transaction (a stored ticket is found at once). A ticket the index
+    refuses is still stored: the search is what waits, for `hotline search reindex`."""
+    try:
+        with session.begin_nested():
+            search.index_rows(session.connection(), rows)
+    except DBAPIError:
+        log.warning("search_index_failed", extra={"tickets": [r["id"] for r in rows]}, exc_info=True)
+
+
 def _store(session: Session, rows: list[Row], duplicates: list[tuple[Row, float] | None], source: str) -> None:
     """Insert a batch's tickets, their events and alerts with a few statements."""
     now = rows[0]["created_at"]
     _insert_tickets(session, rows)
-    # the text search index, in the same transaction: a stored ticket is found at once
-    search.index_rows(session.connection(), rows)
+    _index(session, rows)
     fixes = []
     for row, pending in zip(rows, duplicates, strict=True):
         if pending is not None:

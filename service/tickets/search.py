@@ -28,7 +28,9 @@ SEARCH_TABLES = frozenset(
     {SEARCH_TABLE, *(f"{SEARCH_TABLE}_{part}" for part in ("data", "idx", "content", "docsize", "config"))}
 )
 
-_HAN = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+# CJK ideographs: the basic block, extension A, compatibility, and the supplementary planes (𠮷 and the rare
+# characters of names and places)
+_HAN = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f"
 _HAN_RUN = re.compile(f"[{_HAN}]+")
 # letters and digits; other symbols (not punctuation a sentence is made of) stay together as one term
 _WORD = re.compile(r"[0-9a-z]+")
@@ -36,6 +38,9 @@ _SYMBOLS = re.compile(rf"[^\s0-9a-z{_HAN}，。、；：？！“”‘’（）
 # a telephone number (or an id card's digits): its presence is personal data (docs/PRIVACY.md)
 _PHONE = re.compile(r"[0-9]{7,}")
 MAX_QUERY_TERMS = 64
+# a longer run is cut to this many characters, in the index and in a query alike: a word of thousands of letters
+# would exceed PostgreSQL's 2 KB limit for one lexeme and refuse the whole ticket
+MAX_TERM_CHARS = 64
 
 
 def _normal(value: str) -> str:
@@ -53,10 +58,14 @@ def terms(*texts: str | None) -> list[str]:
         plain = _normal(value or "")
         for run in _HAN_RUN.findall(plain):
             found.update(dict.fromkeys(_han_terms(run)))
-        rest = _HAN_RUN.sub(" ", plain)
-        found.update(dict.fromkeys(_WORD.findall(rest)))
-        found.update(dict.fromkeys(s for s in _SYMBOLS.findall(rest) if not _WORD.fullmatch(s)))
+        found.update(dict.fromkeys(_runs(_HAN_RUN.sub(" ", plain))))
     return list(found)
+
+
+def _runs(text: str) -> list[str]:
+    """Letter-and-digit runs and other symbol runs, each cut to MAX_TERM_CHARS."""
+    runs = [*_WORD.findall(text), *(s for s in _SYMBOLS.findall(text) if not _WORD.fullmatch(s))]
+    return [run[:MAX_TERM_CHARS] for run in runs]
 
 
 def query_terms(query: str) -> list[str]:
@@ -66,9 +75,7 @@ def query_terms(query: str) -> list[str]:
     plain = _normal(query)
     for run in _HAN_RUN.findall(plain):
         wanted.update(dict.fromkeys([run] if len(run) == 1 else _han_terms(run)[len(run) :]))
-    rest = _HAN_RUN.sub(" ", plain)
-    wanted.update(dict.fromkeys(_WORD.findall(rest)))
-    wanted.update(dict.fromkeys(s for s in _SYMBOLS.findall(rest) if not _WORD.fullmatch(s)))
+    wanted.update(dict.fromkeys(_runs(_HAN_RUN.sub(" ", plain))))
     return list(wanted)[:MAX_QUERY_TERMS]
 
 

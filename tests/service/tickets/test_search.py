@@ -8,9 +8,12 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
+from sqlalchemy.exc import DataError
 
 from service.state import AppState
 from service.tickets.search import SEARCH_TABLE, query_terms, terms
@@ -109,3 +112,30 @@ def test_the_page_searches_and_sorts_by_relevance(client: TestClient, state: App
     assert first < second and f'href="/ui/tickets/{ids["apart"]}"' not in page
     refused = client.get("/ui/tickets", params={"sort": "relevance"}, follow_redirects=True).text
     assert "按相关度排序需要搜索词" in refused
+
+
+def test_a_ticket_the_index_refuses_is_stored_and_found_after_reindex(
+    client: TestClient, state: AppState, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from service.tickets import search
+
+    real = search.index_rows
+
+    def refuse(conn: Any, rows: Any) -> None:
+        raise DataError("INSERT INTO ticket_search …", {}, Exception("string is too long for tsvector"))
+
+    monkeypatch.setattr(search, "index_rows", refuse)
+    sent = post_ticket(client, payload(content="楼上群租，住了十几个人。"))
+    assert sent.status_code == 201, sent.text  # accepted input is never lost for the sake of search
+    desk = auth(token_for(state, "dispatcher"))
+    assert _found(client, desk, "群租") == []
+    monkeypatch.setattr(search, "index_rows", real)
+    with state.engine.begin() as conn:
+        assert search.backfill(conn) == 1
+    assert _found(client, desk, "群租") == [sent.json()["id"]]
+
+
+def test_long_runs_are_cut_alike_in_the_index_and_the_query() -> None:
+    long_word = "a" * 4999
+    assert terms(long_word) == ["a" * 64] and query_terms("a" * 100) == ["a" * 64]
+    assert {"𠮷", "𠮷野"} <= set(terms("𠮷野家"))  # characters beyond the basic block are characters too
