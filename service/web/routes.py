@@ -213,15 +213,22 @@ def highlight(text: str, words: list[str]) -> Markup:
     return Markup("").join(out)
 
 
-def _row(ticket: Ticket, state: AppState, now: dt.datetime, user: User) -> dict[str, Any]:
+def _worst(light: dict[str, str]) -> str:
+    if not light:
+        return "none"
+    return "red" if "red" in light.values() else "yellow" if "yellow" in light.values() else "green"
+
+
+def _row(
+    ticket: Ticket, state: AppState, now: dt.datetime, user: User, light: dict[str, str] | None = None
+) -> dict[str, Any]:
     rules = state.rules
-    light = lights(ticket, state.policy, now)
-    worst = "red" if "red" in light.values() else "yellow" if "yellow" in light.values() else "green"
+    light = lights(ticket, state.policy, now) if light is None else light
     return {
         "t": public_view(ticket, user),
         "cls": ticket.classification,
         "lights": light,
-        "worst": worst if light else "none",
+        "worst": _worst(light),
         "category": rules.categories[ticket.category].name if ticket.category in rules.categories else "—",
         "office": rules.office_name(ticket.office) if ticket.office in rules.offices else "—",
         "state": label(ticket.state),
@@ -376,15 +383,16 @@ def _queue_rows(
     found = matching_tickets(session=session, actor=Actor.of(user), filters=wanted, now=now, limit=2000)
     rows = []
     for ticket in found:
-        row = _row(ticket, state, now, user)
+        light = lights(ticket, state.policy, now)
         review = (
             ticket.state in (State.pending_review, State.returned, State.resolution_review)
             or ticket.extension_state == "requested"
             or ticket.hotspot
         )
-        # under 待定位 every open unplaced ticket waits for the dispatcher: placing it is the work
-        if review or unplaced or row["worst"] in ("yellow", "red"):
-            rows.append(row)
+        # under 待定位 every open unplaced ticket waits for the dispatcher: placing it is the work; the row (with
+        # its redacted view) is built only for the tickets the queue shows
+        if review or unplaced or _worst(light) in ("yellow", "red"):
+            rows.append(_row(ticket, state, now, user, light))
     order = {"red": 0, "yellow": 1, "green": 2, "none": 3}
     far = dt.datetime.max.replace(tzinfo=dt.UTC)
     rows.sort(key=lambda r: (not r["t"].is_urgent, order[r["worst"]], r["t"].resolve_due or far))
