@@ -9,6 +9,7 @@ Target (issue 6): ≤ 1 s for a month's report on PostgreSQL.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import sqlite3
 import tempfile
@@ -265,6 +266,19 @@ def measure(name: str, url: str, rules: Any) -> None:
     engine.dispose()
 
 
+@contextlib.contextmanager
+def temporary_database(admin_url: str, prefix: str) -> Iterator[str]:
+    """A database of its own on the server `admin_url` names, dropped afterwards (also when the run fails)."""
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    admin = psycopg.connect(admin_url, autocommit=True)
+    admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"{admin_url.rsplit('/', 1)[0]}/{name}"
+    finally:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=1_000_000)
@@ -272,19 +286,12 @@ def main() -> None:
     parser.add_argument("--skip-sqlite", action="store_true")
     args = parser.parse_args()
     rules = load_rules(ROOT / "rules.yaml")
-    name = f"hotline_bench_{uuid.uuid4().hex[:8]}"
-    admin = psycopg.connect(args.pg, autocommit=True)
-    admin.execute(f'CREATE DATABASE "{name}"')
-    pg_url = f"{args.pg.rsplit('/', 1)[0]}/{name}"
-    try:
+    with temporary_database(args.pg, "hotline_bench") as pg_url:
         upgrade(pg_url)
         start = time.perf_counter()
         seed_postgres(pg_url, args.rows, rules)
         print(f"PostgreSQL：写入 {args.rows} 条工单用时 {time.perf_counter() - start:.0f} s")
         measure("PostgreSQL", pg_url, rules)
-    finally:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
     if not args.skip_sqlite:
         with tempfile.TemporaryDirectory() as tmp:
             url = f"sqlite:///{Path(tmp) / 'bench.db'}"

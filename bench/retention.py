@@ -16,17 +16,15 @@ import resource
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
-import psycopg
 from sqlalchemy import text
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.report_scale import YEAR_START, seed_postgres, seed_sqlite  # noqa: E402
+from bench.report_scale import YEAR_START, seed_postgres, seed_sqlite, temporary_database  # noqa: E402
 from service.db import make_engine, upgrade  # noqa: E402
 from service.ops.retention import BATCH, archive  # noqa: E402
 from service.rules import RetentionRules, load_rules  # noqa: E402
@@ -91,17 +89,10 @@ def main() -> None:
     parser.add_argument("--skip-sqlite", action="store_true")
     args = parser.parse_args()
     rules = load_rules(ROOT / "rules.yaml")
-    name = f"hotline_retention_{uuid.uuid4().hex[:8]}"
-    admin = psycopg.connect(args.pg, autocommit=True)
-    admin.execute(f'CREATE DATABASE "{name}"')
-    pg_url = f"{args.pg.rsplit('/', 1)[0]}/{name}"
-    try:
+    with temporary_database(args.pg, "hotline_retention") as pg_url:
         upgrade(pg_url)
         seed_postgres(pg_url, args.rows, rules)
         measure("PostgreSQL", pg_url)
-    finally:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
     if not args.skip_sqlite:
         with tempfile.TemporaryDirectory() as tmp:
             url = f"sqlite:///{Path(tmp) / 'bench.db'}"

@@ -65,6 +65,7 @@ from service.db import make_engine, upgrade
 from service.errors import ConflictError
 from service.places.address import building_key
 from service.rules import ServiceRules, load_rules
+from service.tickets import search
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVER = "postgresql://postgres@127.0.0.1:5432"
@@ -256,16 +257,6 @@ def _present(cur: psycopg.Cursor[Any], names: list[str]) -> list[str]:
     return [name for name in names if name in present]
 
 
-def _text_search() -> Any:
-    """The service's text-search index (service/tickets/search.py, written at intake), when it has one: its
-    `backfill` indexes the tickets not yet indexed, as the migration that created it did."""
-    try:
-        from service.tickets import search
-    except ImportError:
-        return None
-    return search if hasattr(search, "backfill") and hasattr(search, "SEARCH_TABLE") else None
-
-
 def _progress(what: str) -> Callable[[int, int], None]:
     shown = [0]
 
@@ -277,7 +268,7 @@ def _progress(what: str) -> Callable[[int, int], None]:
     return show
 
 
-def _index_text(url: str, search: Any) -> None:
+def _index_text(url: str) -> None:
     engine = make_engine(url)
     with engine.begin() as conn:
         search.backfill(conn, progress=_progress("文字搜索索引"))
@@ -330,8 +321,7 @@ def seed(url: str, n: int, rules: ServiceRules, reseed: bool) -> None:
             )
         tables = _present(cur, list(SEED_TABLES))
         # the text-search index is not written by COPY: it is filled after the tickets, as the service backfills it
-        search = _text_search()
-        searched = _present(cur, [search.SEARCH_TABLE]) if search is not None else []
+        searched = _present(cur, [search.SEARCH_TABLE])
         saved = _drop_indexes(cur, tables + searched, saved)
         conn.commit()
         try:
@@ -357,7 +347,7 @@ def seed(url: str, n: int, rules: ServiceRules, reseed: bool) -> None:
         conn.commit()
         loaded = time.perf_counter() - began
         if searched:
-            _index_text(url, search)
+            _index_text(url)
         cur.execute("SET maintenance_work_mem = '256MB'")
         for _, definition in saved:
             cur.execute(definition.replace("CREATE INDEX", "CREATE INDEX IF NOT EXISTS", 1))

@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -207,6 +209,20 @@ def signed_headers(body: bytes, secret: str = SECRET, timestamp: int | None = No
 def post_ticket(client: TestClient, data: dict[str, Any], **kw: Any) -> Any:
     body = json.dumps(data, ensure_ascii=False).encode()
     return client.post("/api/v1/hotline/tickets", content=body, headers=signed_headers(body, **kw))
+
+
+def run_cli(state: AppState, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """`hotline ARGS…` as a newcomer runs it, against the test's database, in a process group of its own."""
+    env = {**os.environ, "HOTLINE_DATABASE_URL": state.settings.database_url, "HOTLINE_WEBHOOK_SECRET": SECRET}
+    return subprocess.run(
+        [sys.executable, "-m", "service.cli", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        start_new_session=True,
+    )
 
 
 def token_for(state: AppState, role: str, office: str | None = None, name: str | None = None) -> str:

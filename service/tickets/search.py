@@ -79,8 +79,8 @@ def query_terms(query: str) -> list[str]:
     return list(wanted)[:MAX_QUERY_TERMS]
 
 
-def has_phone(query_terms: Sequence[str]) -> bool:
-    return any(_PHONE.fullmatch(t) for t in query_terms)
+def has_phone(wanted: Sequence[str]) -> bool:
+    return any(_PHONE.fullmatch(t) for t in wanted)
 
 
 # SQLite's FTS5 tokenizers would split "_%" or drop it: each term is stored and matched as hex, which every

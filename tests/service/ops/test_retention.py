@@ -7,9 +7,6 @@ from __future__ import annotations
 import datetime as dt
 import gzip
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 from fastapi.testclient import TestClient
@@ -20,7 +17,7 @@ from service.ops.retention import archive
 from service.rules import RetentionRules
 from service.state import AppState
 from service.tickets.models import Ticket, TicketEvent
-from tests.conftest import SECRET, auth, payload, post_ticket, token_for
+from tests.conftest import auth, payload, post_ticket, run_cli, token_for
 
 ROOT = Path(__file__).resolve().parents[3]
 NOW = dt.datetime(2026, 12, 3, 2, 0, tzinfo=dt.UTC)
@@ -98,16 +95,7 @@ def test_archive_moves_what_the_rules_let_go_and_keeps_the_rest(
 def test_the_command_reports_a_dry_run(client: TestClient, state: AppState, tmp_path: Path) -> None:
     _setup(client, state)
     tmp_path = tmp_path / "archive"
-    env = {**os.environ, "HOTLINE_DATABASE_URL": state.settings.database_url, "HOTLINE_WEBHOOK_SECRET": SECRET}
-    done = subprocess.run(
-        [sys.executable, "-m", "service.cli", "archive", "--dir", str(tmp_path), "--dry-run"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        start_new_session=True,
-    )
+    done = run_cli(state, "archive", "--dir", str(tmp_path), "--dry-run")
     assert done.returncode == 0, done.stderr
     # the command uses the real clock: the ticket closed four years before NOW is past three years today too
     assert "可归档：1 件工单的流转记录" in done.stdout

@@ -4,9 +4,6 @@ relevance ranks a title match first, and tickets loaded around intake are indexe
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +14,7 @@ from sqlalchemy.exc import DataError
 
 from service.state import AppState
 from service.tickets.search import SEARCH_TABLE, query_terms, terms
-from tests.conftest import SECRET, auth, payload, post_ticket, token_for
+from tests.conftest import auth, payload, post_ticket, run_cli, token_for
 from tests.service.web.test_sessions import login
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -88,17 +85,7 @@ def test_reindex_indexes_what_was_loaded_around_intake(client: TestClient, state
     with state.engine.begin() as conn:  # as a bulk load (a restore, the bench's COPY) would leave it
         conn.execute(text(f"DELETE FROM {SEARCH_TABLE}"))
     assert _found(client, desk, "群租") == []
-    url = state.engine.url.render_as_string(hide_password=False)
-    env = {**os.environ, "HOTLINE_DATABASE_URL": url, "HOTLINE_WEBHOOK_SECRET": SECRET}
-    done = subprocess.run(
-        [sys.executable, "-m", "service.cli", "search", "reindex", "--batch", "100"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        start_new_session=True,
-    )
+    done = run_cli(state, "search", "reindex", "--batch", "100")
     assert done.returncode == 0, done.stderr
     assert "已建索引 5 件" in done.stdout and "本次新建索引 5 件" in done.stdout
     assert sorted(_found(client, desk, "群租")) == sorted([ids["renting"], ids["body_only"]])
