@@ -338,17 +338,27 @@ def keypoints_ledger(
 _DUE_NAMES = {"first_contact_due": "先行联系时限", "resolve_due": "办结时限", "supervise_due": "督办时限"}
 
 
-@app.command()
+report_app = typer.Typer(help="日报：打印或保存；汇总表：重建、核对", invoke_without_command=True)
+app.add_typer(report_app, name="report")
+
+
+@report_app.callback()
 def report(
-    date: Annotated[str, typer.Option("--date", help="日期 YYYY-MM-DD")],
+    ctx: typer.Context,
+    date: Annotated[str | None, typer.Option("--date", help="日期 YYYY-MM-DD")] = None,
     end: Annotated[str | None, typer.Option("--end", help="结束日期（含）")] = None,
     fmt: Annotated[str, typer.Option("--format", help="json / csv / xlsx")] = "json",
     out: Annotated[Path | None, typer.Option("--out", help="输出文件（缺省打印到屏幕，xlsx 必须指定）")] = None,
     by: Annotated[str, typer.Option("--by", help="按 科室 / 片区 / 居民区 / 网格 分行")] = "科室",
 ) -> None:
-    """Print or save the daily closure-rate report."""
+    """Print or save the daily closure-rate report (hotline report --date …), or work on its rollup."""
     import json
     import sys
+
+    if ctx.invoked_subcommand is not None:
+        return
+    if date is None:
+        raise _fail("缺少 --date（日期 YYYY-MM-DD），或给出子命令 rollup / verify")
 
     from service.db import make_engine, upgrade
     from service.reports.export import to_csv, to_xlsx
@@ -395,6 +405,92 @@ def report(
     else:
         out.write_bytes(payload)
         typer.echo(f"报表已写入 {out}")
+
+
+def _dates(start: str | None, end: str | None) -> tuple[dt.date | None, dt.date | None]:
+    try:
+        return (dt.date.fromisoformat(start) if start else None, dt.date.fromisoformat(end) if end else None)
+    except ValueError as exc:
+        raise _fail(f"日期格式应为 YYYY-MM-DD：{exc}") from exc
+
+
+def _rollup_span(engine: Any, rules: Any, start: dt.date | None, end: dt.date | None) -> tuple[dt.date, dt.date]:
+    """The days asked for; by default from the first ticket's day to today (local time)."""
+    from sqlalchemy import func, select
+
+    from service.tickets.models import Ticket
+
+    zone = ZoneInfo(rules.timezone)
+    if start is None:
+        with engine.connect() as conn:
+            first = conn.execute(select(func.min(Ticket.__table__.c.received_at))).scalar()  # type: ignore[attr-defined]
+        start = first.astimezone(zone).date() if first is not None else utcnow().astimezone(zone).date()
+    end = end or utcnow().astimezone(zone).date()
+    if end < start:
+        raise _fail("--to 不能早于 --from")
+    return start, end
+
+
+_FROM = typer.Option("--from", help="开始日期 YYYY-MM-DD（缺省：最早工单的日期）")
+_TO = typer.Option("--to", help="结束日期（含；缺省：今天）")
+
+
+@report_app.command("rollup")
+def report_rollup(start: Annotated[str | None, _FROM] = None, end: Annotated[str | None, _TO] = None) -> None:
+    """Build the report rollup's days afresh (after a bulk load or a repair), showing progress."""
+    from service.db import make_engine, upgrade
+    from service.reports.rollup import rebuild
+    from service.scheduler import job_lock
+
+    first, last = _dates(start, end)
+    settings = Settings()
+    rules = load_rules(settings.rules)
+    upgrade(settings.database_url)
+    engine = make_engine(settings.database_url)
+    first, last = _rollup_span(engine, rules, first, last)
+    total = (last - first).days + 1
+
+    def progress(day: dt.date, rows: int) -> None:
+        done = (day - first).days + 1
+        if done == total or done % 30 == 0:
+            typer.echo(f"已汇总 {done}/{total} 天（{day}，{rows} 行）")
+
+    with job_lock(engine, "rollup") as mine:
+        if not mine:
+            raise _fail("另一个进程正在刷新报表汇总，请稍后再试")
+        built = rebuild(engine, rules, first, last, now=utcnow(), progress=progress)
+    typer.echo(f"完成：{first} 至 {last} 共 {built} 天")
+
+
+@report_app.command("verify")
+def report_verify(start: Annotated[str | None, _FROM] = None, end: Annotated[str | None, _TO] = None) -> None:
+    """Check the report rollup against a full recount, day by day; exit status 1 on any difference."""
+    from service.db import make_engine, upgrade
+    from service.reports.rollup import refresh, verify
+    from service.scheduler import job_lock
+
+    first, last = _dates(start, end)
+    settings = Settings()
+    rules = load_rules(settings.rules)
+    upgrade(settings.database_url)
+    engine = make_engine(settings.database_url)
+    first, last = _rollup_span(engine, rules, first, last)
+    with job_lock(engine, "rollup") as mine:
+        if mine:  # days touched since their build are rebuilt first: only a wrong build is a difference
+            refresh(engine, rules, now=utcnow(), backfill=0)
+        with engine.connect() as conn:
+            result = verify(conn, rules, first, last)
+    typer.echo(f"核对 {first} 至 {last}：已汇总 {result.days} 天，未汇总 {len(result.unbuilt)} 天")
+    if result.unbuilt:
+        typer.echo(f"  未汇总的日期按明细实时计算；可运行 hotline report rollup 补建（首个：{result.unbuilt[0]}）")
+    for d in result.differences[:50]:
+        where = f"{d.day} {d.office or '—'} {d.category or '—'} {d.grid or '—'}"
+        typer.echo(f"  不一致：{where} {d.metric} 汇总 {d.stored:g}，重算 {d.recounted:g}")
+    if result.differences:
+        hint = "可运行 hotline report rollup --from … --to … 重建"
+        typer.echo(f"错误: 发现 {len(result.differences)} 处不一致；{hint}", err=True)
+        raise typer.Exit(1)
+    typer.echo("一致：汇总与全量重算没有差异")
 
 
 @db_app.command("upgrade")

@@ -83,6 +83,17 @@ def run_report_push(
             push_yesterday(engine, rules, settings.notify_webhooks, now=now())
 
 
+def run_rollup(engine: Engine, rules: ServiceRules, now: Callable[[], dt.datetime] = utcnow) -> None:
+    """Rebuild the report rollup's days that writes have touched, and build a month of history never built."""
+    from service.reports.rollup import refresh
+
+    with job_lock(engine, "rollup") as mine:
+        if mine:
+            done = refresh(engine, rules, now=now())
+            if done.rebuilt or done.backfilled:
+                log.info("report_rollup", extra={"rebuilt": done.rebuilt, "backfilled": done.backfilled})
+
+
 def run_retrain(
     engine: Engine, rules: ServiceRules, settings: Settings, now: Callable[[], dt.datetime] = utcnow
 ) -> None:
@@ -139,6 +150,13 @@ def add_jobs(
         "interval",
         seconds=settings.outbox_interval_seconds,
         id="outbox",
+        **options,
+    )
+    scheduler.add_job(
+        _safe(lambda: run_rollup(engine, rules), "rollup"),
+        "interval",
+        seconds=settings.rollup_interval_seconds,
+        id="rollup",
         **options,
     )
     # the leaders' daily report: yesterday's snapshot, stored and sent once, at the rules' local push time

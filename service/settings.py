@@ -58,6 +58,8 @@ class Settings(BaseSettings):
     scheduler: bool = True
     sweep_interval_seconds: int = Field(default=60, gt=0)
     outbox_interval_seconds: int = Field(default=5, gt=0)
+    # the report rollup's refresh (docs/SCALING.md#报表汇总); a touched day reads live until it runs
+    rollup_interval_seconds: int = Field(default=60, gt=0)
     callback_timeout_seconds: float = Field(default=10.0, gt=0)
     outbox_max_attempts: int = Field(default=12, gt=0)
     outbox_backoff_seconds: float = Field(default=30.0, gt=0)

@@ -123,7 +123,8 @@ def _truncate_pg(url: str) -> None:
     with engine.begin() as conn:
         conn.exec_driver_sql(
             "TRUNCATE outbox, alert, routing_label, ticket_event, ticket, app_user, model_activation,"
-            " area_pattern, area, ticket_photo, key_point_change, key_point, ticket_assist"
+            " area_pattern, area, ticket_photo, key_point_change, key_point, ticket_assist,"
+            " report_dirty, report_rollup, report_rollup_day, report_snapshot"
             " RESTART IDENTITY CASCADE"
         )
     engine.dispose()

@@ -28,6 +28,7 @@ from service.areas.models import (
 from service.areas.registry import Registry
 from service.auth.models import DISPATCH_ROLES
 from service.errors import ConflictError, ForbiddenError, InvalidInputError, NotFoundError
+from service.tickets import changes
 from service.tickets.models import OPEN_STATES, Ticket
 from service.tickets.service import Actor, area_subtree, get_ticket, note_event
 
@@ -299,6 +300,7 @@ def replace_open(*, session: Session, index: AreaIndex, zone_of: ZoneOf) -> int:
     )
     changed = 0
     pending: list[tuple[int | None, dict[str, Any]]] = []
+    touched: set[dt.date] = set()
     for ticket in session.exec(query.execution_options(yield_per=1000)):
         row: dict[str, Any] = {"address": ticket.address, "title": ticket.title, "content": ticket.content}
         place_row(row, index, zone_of)
@@ -308,9 +310,13 @@ def replace_open(*, session: Session, index: AreaIndex, zone_of: ZoneOf) -> int:
         # a plain UPDATE: a placement is no change to the ticket's handling, so its version (and a concurrent
         # office action on it) is left alone
         pending.append((ticket.id, values))
+        touched |= changes.days_of(getattr(ticket, name) for name in changes.TICKET_TIMES)
     for ticket_id, values in pending:
         session.exec(update(Ticket).where(col(Ticket.id) == ticket_id).values(**values))
         changed += 1
+    # a plain UPDATE bypasses the ORM's change tracking: the report rollup is told of the 片区 moves here
+    ids = [ticket_id for ticket_id, _ in pending if ticket_id is not None]
+    changes.mark(session.connection(), touched | changes.attached_days(session.connection(), ids))
     return changed
 
 

@@ -28,7 +28,7 @@ from service.places.address import building_key
 from service.places.hotspots import Candidate, PlaceIndex
 from service.routing.service import Route, fallback_route, route
 from service.rules import ServiceRules
-from service.tickets import search
+from service.tickets import changes, search
 from service.tickets.models import IntakeResponse, State, Ticket, TicketCreate, TicketEvent
 from service.tickets.service import SYSTEM_ACTOR, get_by_external_id
 from service.tickets.statemachine import SYSTEM
@@ -275,6 +275,8 @@ def _store(session: Session, rows: list[Row], duplicates: list[tuple[Row, float]
     ]
     if alerts:
         session.execute(_INSERT_ALERTS, alerts)
+    touched = changes.days_of(row.get(name) for row in rows for name in changes.TICKET_TIMES)
+    changes.mark(session.connection(), touched | changes.days_of([now]))
 
 
 def intake_many(

@@ -18,6 +18,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from service.notify.models import OutboxMessage, OutboxState
 from service.rules import RetentionRules
+from service.tickets import changes
 from service.tickets.models import State, Ticket, TicketEvent
 from service.tickets.service import SYSTEM_ACTOR
 
@@ -176,11 +177,10 @@ def _remove_events(engine: Engine, events: Any, last: int, names: Sequence[str],
                 return
             found = conn.execute(select(_TICKETS.c.id, _TICKETS.c.state).where(_TICKETS.c.id.in_(tickets)))
             states: dict[int, str] = {tid: state for tid, state in found}
-            conn.execute(
-                delete(_EVENTS).where(
-                    _EVENTS.c.ticket_id.in_(tickets), _EVENTS.c.id <= last, _EVENTS.c.action != "archive"
-                )
-            )
+            gone = _EVENTS.c.ticket_id.in_(tickets), _EVENTS.c.id <= last, _EVENTS.c.action != "archive"
+            # the report rollup recounts those days as the live report would (docs/RETENTION.md)
+            changes.mark(conn, changes.days_of(conn.execute(select(_EVENTS.c.at).where(*gone)).scalars()))
+            conn.execute(delete(_EVENTS).where(*gone))
             conn.execute(insert(_EVENTS), [_marker(tid, states[tid], note, names, now) for tid in tickets])
         after = tickets[-1]
 

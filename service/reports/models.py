@@ -193,3 +193,42 @@ class DailyReport(BaseModel):
     hotspot_list: list[HotspotLine] = []
     # 联勤联动: assists by assisting office (not in the rows, which count each ticket for its lead office)
     assists: list[AssistLine] = []
+
+
+class RollupDay(SQLModel, table=True):
+    """A local day whose figures report_rollup holds (built at built_at; a later write marks it dirty again)."""
+
+    __tablename__ = "report_rollup_day"
+
+    day: dt.date = Field(primary_key=True)
+    built_at: dt.datetime = Field(sa_type=UTCDateTime)
+
+
+class Rollup(SQLModel, table=True):
+    """The report's additive figures of one local day per office × category × 片区 (docs/SCALING.md#报表汇总): the
+    sums over a period's days are the period's figures. Office and category are the ones each fact is counted under
+    (the ticket's, the finished round's or the event's), the 片区 the ticket's; '' stands for none."""
+
+    __tablename__ = "report_rollup"
+
+    day: dt.date = Field(primary_key=True)
+    office: str = Field(primary_key=True, max_length=64)
+    category: str = Field(primary_key=True, max_length=64)
+    grid: str = Field(primary_key=True, max_length=32)
+    received: int = 0
+    hotspots: int = 0
+    discovered: int = 0
+    resolved: int = 0
+    due: int = 0
+    on_time: int = 0
+    contact_due: int = 0
+    contact_on_time: int = 0
+    solved: int = 0
+    explained: int = 0
+    rated: int = 0
+    satisfaction_sum: float = 0.0
+    dispatched: int = 0
+    returned: int = 0
+    reopened: int = 0
+    rejected: int = 0
+    hours_sum: float = 0.0

@@ -34,9 +34,19 @@ from service.reports.models import (
     Period,
     ReportRow,
     ReportSnapshot,
+    Rollup,
+    RollupDay,
 )
 from service.rules import ServiceRules
-from service.tickets.models import DISCOVERY_SOURCES, State, Ticket, TicketAssist, TicketEvent, TicketRound
+from service.tickets.models import (
+    DISCOVERY_SOURCES,
+    ChangedDay,
+    State,
+    Ticket,
+    TicketAssist,
+    TicketEvent,
+    TicketRound,
+)
 
 COUNTS = (
     "received",
@@ -124,6 +134,12 @@ def _count(condition: ColumnElement[bool]) -> Any:
 
 
 UNPLACED = "未定位"
+# the rollup's own grouping (office × 片区), and the breakdowns a period report can read from it
+ROLLUP = "rollup"
+ROLLED_BREAKDOWNS = ("office", "grid")
+KEY_SEPARATOR = "\x1f"
+# every count but overdue_open (a moment's state, not a sum over days) adds up over a period's days
+ROLLED = tuple(k for k in COUNTS if k != "overdue_open")
 BREAKDOWNS = ("office", "grid", "community", "cell")
 BREAKDOWN_LABELS = {"office": "承办科室", "grid": "片区", "community": "居民区", "cell": "网格"}
 
@@ -141,6 +157,10 @@ class Scope:
         if self.by == "office":
             return table.c.office, table
         t = Ticket.__table__  # type: ignore[attr-defined]
+        if self.by == ROLLUP:
+            # the fact's own office with the ticket's 片区, one string: the rollup's rows (split by _rollup_rows)
+            office = func.coalesce(table.c.office, "").concat(KEY_SEPARATOR).concat(func.coalesce(t.c.grid, ""))
+            return office, table if table is t else table.join(t, table.c.ticket_id == t.c.id)
         if table is t:
             return t.c[self.by], t
         return t.c[self.by], table.join(t, table.c.ticket_id == t.c.id)
@@ -229,10 +249,6 @@ def _ticket_counts(
         where = and_(_within(c.followed_up_at, lo, hi), c.satisfaction.is_not(None))
         return where, {"rated": func.count(), "satisfaction_sum": func.sum(weights)}
 
-    r = TicketRound.__table__.c  # type: ignore[attr-defined]
-    still_open = and_(_started(t, hi), t.state != State.cancelled, t.resolve_due < hi)
-    # a finished round was still open at the period end when it was resolved only after it
-    round_open = and_(r.started_at < hi, r.resolve_due < hi, r.resolved_at >= hi)
     parts = [
         _grouped(
             conn,
@@ -246,15 +262,102 @@ def _ticket_counts(
         *_sources(conn, scope, due),
         *_sources(conn, scope, contact),
         *_sources(conn, scope, rated),
-        *[_grouped(conn, and_(still_open, part), scope, overdue_open=func.count()) for part in _open_at(t, hi)],
-        _grouped(conn, round_open, scope, rounds=True, overdue_open=func.count()),
     ]
+    return _summed(parts)
+
+
+def _summed(parts: list[dict[tuple[str, str], dict[str, float]]]) -> dict[tuple[str, str], dict[str, float]]:
     merged: dict[tuple[str, str], dict[str, float]] = defaultdict(dict)
     for part in parts:
         for key, values in part.items():
             for metric, value in values.items():
                 merged[key][metric] = merged[key].get(metric, 0.0) + value
     return merged
+
+
+def _overdue_open(conn: Connection, hi: dt.datetime, scope: Scope) -> dict[tuple[str, str], dict[str, float]]:
+    """超期未办结 at the period's end: rounds past their 办结 deadline and still open then (a moment's state)."""
+    t, r = Ticket.__table__.c, TicketRound.__table__.c  # type: ignore[attr-defined]
+    still_open = and_(_started(t, hi), t.state != State.cancelled, t.resolve_due < hi)
+    # a finished round was still open at the period end when it was resolved only after it
+    round_open = and_(r.started_at < hi, r.resolve_due < hi, r.resolved_at >= hi)
+    return _summed(
+        [
+            *[_grouped(conn, and_(still_open, part), scope, overdue_open=func.count()) for part in _open_at(t, hi)],
+            _grouped(conn, round_open, scope, rounds=True, overdue_open=func.count()),
+        ]
+    )
+
+
+def live_counts(
+    conn: Connection, rules: ServiceRules, lo: dt.datetime, hi: dt.datetime, scope: Scope
+) -> dict[tuple[str, str], dict[str, float]]:
+    """The additive figures (ROLLED) of [lo, hi) computed from the tickets, rounds and events themselves."""
+    return _summed([_ticket_counts(conn, rules, lo, hi, scope), _event_counts(conn, lo, hi, scope)])
+
+
+def _days(start: dt.date, end: dt.date) -> list[dt.date]:
+    return [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]
+
+
+def overlapped_days(utc_day: dt.date, zone: ZoneInfo) -> set[dt.date]:
+    """The local days a UTC day overlaps."""
+    first = dt.datetime.combine(utc_day, dt.time(), dt.UTC)
+    last = first + dt.timedelta(days=1) - dt.timedelta(microseconds=1)
+    return {first.astimezone(zone).date(), last.astimezone(zone).date()}
+
+
+def stale_days(conn: Connection, start: dt.date, end: dt.date, zone: ZoneInfo) -> set[dt.date]:
+    """The local days of [start, end] the rollup cannot answer: never built, or touched by a write since."""
+    built_at = RollupDay.__table__.c  # type: ignore[attr-defined]
+    dirty = ChangedDay.__table__.c  # type: ignore[attr-defined]
+    built = set(conn.execute(select(built_at.day).where(built_at.day.between(start, end))).scalars())
+    margin = dt.timedelta(days=1)
+    touched = conn.execute(select(dirty.day).where(dirty.day.between(start - margin, end + margin)).distinct())
+    stale = {day for utc_day in touched.scalars() for day in overlapped_days(utc_day, zone)}
+    return {day for day in _days(start, end) if day not in built or day in stale}
+
+
+def _runs(days: set[dt.date]) -> list[tuple[dt.date, dt.date]]:
+    """Consecutive days as (first, last) runs."""
+    runs: list[tuple[dt.date, dt.date]] = []
+    for day in sorted(days):
+        if runs and runs[-1][1] + dt.timedelta(days=1) == day:
+            runs[-1] = (runs[-1][0], day)
+        else:
+            runs.append((day, day))
+    return runs
+
+
+def _rolled(
+    conn: Connection, start: dt.date, end: dt.date, skip: set[dt.date], scope: Scope
+) -> dict[tuple[str, str], dict[str, float]]:
+    """The rollup's sums over [start, end] except the `skip` days, by the scope's rows."""
+    r = Rollup.__table__.c  # type: ignore[attr-defined]
+    key = r.office if scope.by == "office" else r[scope.by]
+    where = [r.day.between(start, end)]
+    if skip:
+        where.append(r.day.not_in(sorted(skip)))
+    if scope.office:
+        where.append(r.office == scope.office)
+    query = select(key.label("key"), r.category, *[func.sum(r[k]).label(k) for k in ROLLED])
+    return {
+        (row.key or "", row.category or ""): {k: float(row._mapping[k] or 0) for k in ROLLED}
+        for row in conn.execute(query.where(*where).group_by(key, r.category))
+    }
+
+
+def period_counts(
+    conn: Connection, rules: ServiceRules, start: dt.date, end: dt.date, scope: Scope
+) -> dict[tuple[str, str], dict[str, float]]:
+    """The additive figures of [start, end]: the rollup's for the days it holds up to date, computed live for the
+    rest (each run of such days in one go); breakdowns finer than 片区 are always live."""
+    zone = ZoneInfo(rules.timezone)
+    live = set(_days(start, end)) if scope.by not in ROLLED_BREAKDOWNS else stale_days(conn, start, end, zone)
+    parts = [live_counts(conn, rules, *period_bounds(a, b, zone), scope) for a, b in _runs(live)]
+    if len(live) < len(_days(start, end)):
+        parts.append(_rolled(conn, start, end, live, scope))
+    return _summed(parts)
 
 
 def _event_counts(
@@ -483,7 +586,7 @@ def daily_report(
     lo, hi = period_bounds(start, end, ZoneInfo(rules.timezone))
     merged: dict[tuple[str, str], dict[str, float]] = defaultdict(dict)
     scope = Scope(by=by, office=office)
-    for source in (_ticket_counts(conn, rules, lo, hi, scope), _event_counts(conn, lo, hi, scope)):
+    for source in (period_counts(conn, rules, start, end, scope), _overdue_open(conn, hi, scope)):
         for group, values in source.items():
             merged[group].update(values)
     medians, overall = _medians(conn, lo, hi, scope)

@@ -616,3 +616,14 @@ ACTION_BODIES: dict[str, type[SQLModel]] = {
     "approve-resolution": ActionNote,
     "reject-resolution": RejectBody,
 }
+
+
+class ChangedDay(SQLModel, table=True):
+    """A UTC day whose report figures a write may have changed: the report rollup rebuilds the local days it touches
+    (docs/SCALING.md#报表汇总). Written in the same transaction as the change, append-only (no row is contended);
+    the rollup removes exactly the rows it has read."""
+
+    __tablename__ = "report_dirty"
+
+    id: int | None = Field(default=None, primary_key=True)
+    day: dt.date = Field(index=True)

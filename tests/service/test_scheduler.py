@@ -34,13 +34,19 @@ def test_the_daily_report_is_pushed_at_the_rules_local_time(state: AppState) -> 
 
 def test_the_scheduler_holds_every_job_the_settings_ask_for(state: AppState) -> None:
     settings = state.settings.model_copy(
-        update={"retrain_weekly": True, "sweep_interval_seconds": 30, "outbox_interval_seconds": 7}
+        update={
+            "retrain_weekly": True,
+            "sweep_interval_seconds": 30,
+            "outbox_interval_seconds": 7,
+            "rollup_interval_seconds": 90,
+        }
     )
     scheduler = BackgroundScheduler(timezone="UTC")
     add_jobs(scheduler, state.engine, state.rules, settings)
     jobs = {job.id: job for job in scheduler.get_jobs()}
-    assert set(jobs) == {"sweep", "outbox", "report_push", "retrain"}
+    assert set(jobs) == {"sweep", "outbox", "rollup", "report_push", "retrain"}
     assert jobs["sweep"].trigger.interval == dt.timedelta(seconds=30)
+    assert jobs["rollup"].trigger.interval == dt.timedelta(seconds=90)
     assert jobs["outbox"].trigger.interval == dt.timedelta(seconds=7)
     without = BackgroundScheduler(timezone="UTC")
     add_jobs(without, state.engine, state.rules, state.settings)

@@ -1,0 +1,115 @@
+"""The report rollup: period reports read it and say the same as a live recount, writes mark the days they touch,
+and `hotline report verify` finds a wrong day; on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import func, select, update
+
+from service.reports.models import Rollup, RollupDay
+from service.reports.rollup import refresh, verify
+from service.reports.service import daily_report, stale_days
+from service.scheduler import run_rollup
+from service.state import AppState
+from service.tickets.models import ChangedDay
+from tests.conftest import run_cli
+from tests.service.reports.test_daily_report import DAY, DISPATCHER, SH, _do, at, fixture
+
+__all__ = ["fixture"]
+NOW = dt.datetime(2026, 11, 20, 9, tzinfo=SH)
+PERIODS = [(DAY, DAY), (dt.date(2026, 11, 10), DAY), (dt.date(2026, 11, 1), dt.date(2026, 11, 30))]
+
+
+def _reports(state: AppState) -> list[dict[str, Any]]:
+    """Every period × breakdown × office filter the rollup serves, without the time it was made."""
+    found = []
+    with state.engine.connect() as conn:
+        for start, end in PERIODS:
+            for by in ("office", "grid", "community"):
+                for office in (None, "pingan"):
+                    report = daily_report(conn, state.rules, start, end, office=office, by=by).model_dump()
+                    report.pop("generated_at")
+                    found.append(report)
+    return found
+
+
+def _count(state: AppState, table: Any) -> int:
+    with state.engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(table.__table__)).scalar_one())
+
+
+def test_reports_from_the_rollup_equal_the_live_recount(fixture: AppState) -> None:
+    live = _reports(fixture)  # nothing is built yet: every day is counted from the tickets
+    done = refresh(fixture.engine, fixture.rules, now=NOW, backfill=0)
+    assert done.rebuilt >= 7 and done.marks > 0
+    assert _count(fixture, ChangedDay) == 0 and _count(fixture, Rollup) > 0
+    with fixture.engine.connect() as conn:
+        assert stale_days(conn, dt.date(2026, 11, 10), DAY, SH) == set()  # the period is all rollup now
+    assert _reports(fixture) == live
+    with fixture.engine.connect() as conn:
+        result = verify(conn, fixture.rules, dt.date(2026, 11, 1), dt.date(2026, 11, 30))
+    assert result.differences == [] and result.days >= 7
+
+
+def test_a_late_change_marks_its_days_and_the_report_stays_true(fixture: AppState) -> None:
+    refresh(fixture.engine, fixture.rules, now=NOW, backfill=0)
+    # R4 (received 11-13, still open) is merged away on 11-17: its 11-13 intake and dispatch must leave the figures
+    with fixture.engine.connect() as conn:
+        r4 = conn.execute(select(func.min(ChangedDay.__table__.c.id))).scalar()  # type: ignore[attr-defined]
+        assert r4 is None  # all marks were consumed by the refresh
+        before = daily_report(conn, fixture.rules, dt.date(2026, 11, 13)).model_dump()
+    received = sum(r["received"] for r in before["rows"])
+    ticket = _ticket_id(fixture, "R4")
+    other = _ticket_id(fixture, "R6")
+    _do(fixture, ticket, at(17, 9), "merge", DISPATCHER, into_id=other)
+    with fixture.engine.connect() as conn:
+        stale = stale_days(conn, dt.date(2026, 11, 1), dt.date(2026, 11, 30), SH)
+        assert {dt.date(2026, 11, 13), dt.date(2026, 11, 17)} <= stale
+        after = daily_report(conn, fixture.rules, dt.date(2026, 11, 13)).model_dump()  # live for the touched days
+    assert sum(r["received"] for r in after["rows"]) == received - 1
+    live = _reports(fixture)
+    refresh(fixture.engine, fixture.rules, now=NOW, backfill=0)
+    assert _reports(fixture) == live
+    with fixture.engine.connect() as conn:
+        assert verify(conn, fixture.rules, dt.date(2026, 11, 1), dt.date(2026, 11, 30)).differences == []
+
+
+def _ticket_id(state: AppState, external_id: str) -> int:
+    from service.tickets.models import Ticket
+
+    with state.engine.connect() as conn:
+        t = Ticket.__table__.c  # type: ignore[attr-defined]
+        return int(conn.execute(select(t.id).where(t.external_id.like(f"%{external_id}"))).scalar_one())
+
+
+def test_the_scheduler_job_backfills_history_newest_first(fixture: AppState) -> None:
+    run_rollup(fixture.engine, fixture.rules, now=lambda: NOW)
+    with fixture.engine.connect() as conn:
+        built = set(conn.execute(select(RollupDay.__table__.c.day)).scalars())  # type: ignore[attr-defined]
+    # the first ticket arrived on 11-10: every day from then to "today" (11-20) is built, none before
+    assert {dt.date(2026, 11, 10) + dt.timedelta(days=i) for i in range(11)} <= built
+    assert min(built) >= dt.date(2026, 11, 10) - dt.timedelta(days=1)
+
+
+def test_verify_finds_a_wrong_day_and_rollup_repairs_it(fixture: AppState) -> None:
+    refresh(fixture.engine, fixture.rules, now=NOW, backfill=0)
+    span = ("--from", "2026-11-01", "--to", "2026-11-30")
+    ok = run_cli(fixture, "report", "verify", *span)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "一致" in ok.stdout and "未汇总" in ok.stdout
+    r = Rollup.__table__  # type: ignore[attr-defined]
+    with fixture.engine.begin() as conn:
+        conn.execute(update(r).where(r.c.day == DAY, r.c.received > 0).values(received=r.c.received + 5))
+    bad = run_cli(fixture, "report", "verify", *span)
+    assert bad.returncode == 1
+    assert "不一致：2026-11-16" in bad.stdout and "received" in bad.stdout and "hotline report rollup" in bad.stderr
+    fixed = run_cli(fixture, "report", "rollup", "--from", "2026-11-16", "--to", "2026-11-16")
+    assert fixed.returncode == 0 and "共 1 天" in fixed.stdout, fixed.stdout + fixed.stderr
+    assert run_cli(fixture, "report", "verify", *span).returncode == 0
+    # the report command itself still answers as before
+    printed = run_cli(fixture, "report", "--date", "2026-11-16", "--format", "csv")
+    assert printed.returncode == 0 and "受理量" in printed.stdout
+    missing = run_cli(fixture, "report")
+    assert missing.returncode != 0 and "--date" in missing.stderr
