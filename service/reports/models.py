@@ -189,8 +189,10 @@ class DailyReport(BaseModel):
     ledger: list[LedgerLine]
     # by area only: each clearance category's backlog per area over the period
     ledger_areas: list[LedgerArea] = []
-    # 冒头就打: the buildings where a category flared up in the period, by area at the report's level
+    # 冒头就打: the buildings where a category flared up in the period's last hotspots.window_days (the whole period
+    # when shorter), by area at the report's level, counted from hotspot_list_from (local date)
     hotspot_list: list[HotspotLine] = []
+    hotspot_list_from: str | None = None
     # 联勤联动: assists by assisting office (not in the rows, which count each ticket for its lead office)
     assists: list[AssistLine] = []
 
@@ -232,3 +234,9 @@ class Rollup(SQLModel, table=True):
     reopened: int = 0
     rejected: int = 0
     hours_sum: float = 0.0
+    # the 动态清零 ledger's flows, under the ticket's current office, category and 片区 (merged and cancelled
+    # tickets left out, as the ledger does): new (of them 回潮), reopened and closed rounds
+    ledger_new: int = 0
+    ledger_recurrence: int = 0
+    ledger_reopened: int = 0
+    ledger_closed: int = 0

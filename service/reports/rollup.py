@@ -9,6 +9,7 @@ and only those rows: a write committed meanwhile leaves its own mark and its day
 from __future__ import annotations
 
 import datetime as dt
+from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
@@ -19,9 +20,12 @@ from sqlalchemy.engine import Connection, Engine
 from service.reports.models import Rollup, RollupDay
 from service.reports.service import (
     KEY_SEPARATOR,
+    LEDGER_FLOWS,
     ROLLED,
     ROLLUP,
     Scope,
+    ledger_counted,
+    ledger_flows,
     live_counts,
     overlapped_days,
     period_bounds,
@@ -41,25 +45,29 @@ _BUILT = RollupDay.__table__  # type: ignore[attr-defined]
 _DIRTY = ChangedDay.__table__  # type: ignore[attr-defined]
 
 Rows = dict[tuple[str, str, str], dict[str, float]]
+COLUMNS = (*ROLLED, *LEDGER_FLOWS)
 
 
 def day_rows(conn: Connection, rules: ServiceRules, day: dt.date) -> Rows:
     """A local day's figures counted live, by (office, category, 片区)."""
     lo, hi = period_bounds(day, day, ZoneInfo(rules.timezone))
-    rows: Rows = {}
+    rows: Rows = defaultdict(lambda: dict.fromkeys(COLUMNS, 0.0))
     for (key, category), values in live_counts(conn, rules, lo, hi, Scope(by=ROLLUP)).items():
         office, grid = key.split(KEY_SEPARATOR)
-        figures = {k: values.get(k, 0.0) for k in ROLLED}
-        if any(figures.values()):
-            rows[(office, category, grid)] = figures
-    return rows
+        rows[(office, category, grid)].update({k: values.get(k, 0.0) for k in ROLLED})
+    t = Ticket.__table__.c  # type: ignore[attr-defined]
+    keys = [t.office, t.category, t.grid]
+    for (office, category, grid), flows in ledger_flows(conn, lo, hi, ledger_counted(None, None), keys, None).items():
+        rows[(office, category, grid)].update({k: float(v) for k, v in flows.items()})
+    return {key: figures for key, figures in rows.items() if any(figures.values())}
 
 
 def stored_rows(conn: Connection, day: dt.date) -> Rows:
     r = _ROLLUP.c
-    query = select(r.office, r.category, r.grid, *[r[k] for k in ROLLED]).where(r.day == day)
+    query = select(r.office, r.category, r.grid, *[r[k] for k in COLUMNS]).where(r.day == day)
     return {
-        (row.office, row.category, row.grid): {k: float(row._mapping[k]) for k in ROLLED} for row in conn.execute(query)
+        (row.office, row.category, row.grid): {k: float(row._mapping[k]) for k in COLUMNS}
+        for row in conn.execute(query)
     }
 
 
@@ -187,7 +195,7 @@ def verify(conn: Connection, rules: ServiceRules, start: dt.date, end: dt.date) 
             stored, recounted = stored_rows(conn, day), day_rows(conn, rules, day)
             for key in sorted(stored.keys() | recounted.keys()):
                 have, want = stored.get(key, {}), recounted.get(key, {})
-                for metric in ROLLED:
+                for metric in COLUMNS:
                     a, b = have.get(metric, 0.0), want.get(metric, 0.0)
                     if abs(a - b) > TOLERANCE * max(1.0, abs(b)):
                         result.differences.append(Difference(day, *key, metric, a, b))

@@ -491,21 +491,92 @@ def _local_date_sqlite(element: local_date, compiler: Any, **kw: Any) -> str:
     return f"date({compiler.process(column, **kw)}, printf('%+d hours', {compiler.process(offset, **kw)}))"
 
 
-def _per_day(
-    conn: Connection, column: Any, where: ColumnElement[bool], offset: int, **extra: Any
-) -> dict[tuple[str, str], dict[str, int]]:
-    """Counts per (the ticket's category, local day of `column`), plus any extra conditional counts."""
+LEDGER_FLOWS = ("ledger_new", "ledger_recurrence", "ledger_reopened", "ledger_closed")
+
+
+def ledger_counted(codes: list[str] | None, office: str | None) -> ColumnElement[bool]:
+    """The tickets the ledger counts: not merged away, not cancelled (and of these categories, this office)."""
     t = Ticket.__table__.c  # type: ignore[attr-defined]
-    day = local_date(column, literal(offset))
-    query = select(t.category, day.label("day"), func.count().label("n"), *[v.label(k) for k, v in extra.items()])
-    rows = conn.execute(query.where(where).group_by(t.category, day))
-    return {(r.category, str(r.day)): {k: int(r._mapping[k] or 0) for k in ("n", *extra)} for r in rows}
+    counted = and_(t.merged_into_id.is_(None), t.state != State.cancelled)
+    if codes is not None:
+        counted = and_(counted, t.category.in_(codes))
+    if office:
+        counted = and_(counted, t.office == office)
+    return counted
 
 
-def _add(into: dict[tuple[str, str], dict[str, int]], more: dict[tuple[str, str], dict[str, int]]) -> None:
-    for key, counts in more.items():
-        for name, n in counts.items():
-            into.setdefault(key, {})[name] = into.get(key, {}).get(name, 0) + n
+def ledger_flows(
+    conn: Connection,
+    lo: dt.datetime,
+    hi: dt.datetime,
+    counted: ColumnElement[bool],
+    keys: list[Any],
+    offset: int | None,
+) -> dict[tuple[str, ...], dict[str, int]]:
+    """The ledger's flows in [lo, hi) per `keys` (ticket columns), and per local day when `offset` (hours) is given:
+    new tickets (with 回潮), rounds reopened (a 重办 ends one), rounds closed (current and finished)."""
+    t, r = Ticket.__table__.c, TicketRound.__table__.c  # type: ignore[attr-defined]
+    of_counted = and_(r.ticket_id == t.id, counted)
+    queries = [
+        ("ledger_new", t.created_at, counted, [_count(t.recurrence.is_(True)).label("ledger_recurrence")]),
+        ("ledger_reopened", r.ended_at, of_counted, []),
+        ("ledger_closed", t.resolved_at, counted, []),
+        ("ledger_closed", r.resolved_at, of_counted, []),
+    ]
+    flows: dict[tuple[str, ...], dict[str, int]] = defaultdict(lambda: dict.fromkeys(LEDGER_FLOWS, 0))
+    for name, column, where, extra in queries:
+        group = [*keys] if offset is None else [*keys, local_date(column, literal(offset))]
+        query = select(*group, func.count().label("n"), *extra).where(where, _within(column, lo, hi))
+        for row in conn.execute(query.group_by(*group)):
+            cell = flows[tuple("" if v is None else str(v) for v in row[: len(group)])]
+            cell[name] += int(row.n)
+            for column_ in extra:
+                cell[column_.name] += int(row._mapping[column_.name] or 0)
+    return flows
+
+
+def _utc_offset(moment: dt.datetime, zone: ZoneInfo) -> int:
+    # the ledger's zones (Asia/Shanghai) keep one offset all year
+    return int((moment.astimezone(zone).utcoffset() or dt.timedelta()).total_seconds() // 3600)
+
+
+def _last_flow_day(conn: Connection, zone: ZoneInfo) -> dt.date | None:
+    """The local day of the latest moment any ledger flow happened (each an index's last entry)."""
+    t, r = Ticket.__table__.c, TicketRound.__table__.c  # type: ignore[attr-defined]
+    moments = [
+        conn.execute(select(func.max(c))).scalar() for c in (t.created_at, t.resolved_at, r.ended_at, r.resolved_at)
+    ]
+    known = [m if m.tzinfo else m.replace(tzinfo=dt.UTC) for m in moments if isinstance(m, dt.datetime)]
+    return max(known).astimezone(zone).date() if known else None
+
+
+def _flows_since(
+    conn: Connection, rules: ServiceRules, start: dt.date, codes: list[str], office: str | None
+) -> dict[tuple[str, str], dict[str, int]]:
+    """The ledger's flows per (category, local day) on every day from `start` on: the rollup's for the days it holds
+    up to date, counted live for the rest."""
+    zone = ZoneInfo(rules.timezone)
+    last = _last_flow_day(conn, zone)
+    if last is None or last < start:
+        return {}
+    t = Ticket.__table__.c  # type: ignore[attr-defined]
+    live = stale_days(conn, start, last, zone)
+    flows: dict[tuple[str, str], dict[str, int]] = {}
+    for a, b in _runs(live):
+        lo, hi = period_bounds(a, b, zone)
+        found = ledger_flows(conn, lo, hi, ledger_counted(codes, office), [t.category], _utc_offset(lo, zone))
+        flows.update({(code, day): cell for (code, day), cell in found.items()})
+    if len(live) < (last - start).days + 1:
+        r = Rollup.__table__.c  # type: ignore[attr-defined]
+        where = [r.day.between(start, last), r.category.in_(codes)]
+        if live:
+            where.append(r.day.not_in(sorted(live)))
+        if office:
+            where.append(r.office == office)
+        query = select(r.category, r.day, *[func.sum(r[k]).label(k) for k in LEDGER_FLOWS]).where(*where)
+        for row in conn.execute(query.group_by(r.category, r.day)):
+            flows[(row.category, row.day.isoformat())] = {k: int(row._mapping[k] or 0) for k in LEDGER_FLOWS}
+    return flows
 
 
 def ledger(
@@ -513,61 +584,42 @@ def ledger(
 ) -> list[LedgerLine]:
     """动态清零 ledger for the clearance categories: per day open at day end, new, reopened, closed, 回潮.
 
-    A fixed number of grouped queries whatever the period and the number of categories: open at the start, then
-    new (with 回潮), reopened and closed per category and day. Open at a day's end = open at the start + new and
-    reopened so far − closed so far. Each 办结 closes a round; a 重办 opens the next (ticket_round keeps the
-    finished ones), so a past day's line does not change when a ticket is reopened later. Every figure is filed
-    under the ticket's current category and office, so the line always adds up.
+    Open at a day's end = open at the start + new and reopened so far − closed so far, and the opening is the same
+    identity run back from today's backlog: what is open now, less everything that came in since the start, plus
+    everything closed since. So the last day of a ledger up to today always shows the real backlog, and a ledger of
+    a past year costs a few index reads and the rollup's flows, not a scan of the year's tickets. Each 办结 closes a
+    round; a 重办 opens the next (ticket_round keeps the finished ones), so a past day's line does not change when a
+    ticket is reopened later. Every figure is filed under the ticket's current category and office, so the line
+    always adds up.
     """
-    t, r = Ticket.__table__.c, TicketRound.__table__.c  # type: ignore[attr-defined]
+    t = Ticket.__table__.c  # type: ignore[attr-defined]
     codes = [c for c, cat in rules.categories.items() if cat.clearance]
     if not codes:
         return []
-    zone = ZoneInfo(rules.timezone)
-    lo, hi = period_bounds(start, end, zone)
-    # the zone's offset at the period start; the ledger's zones (Asia/Shanghai) keep one offset all year
-    offset = int((lo.astimezone(zone).utcoffset() or dt.timedelta()).total_seconds() // 3600)
-    counted = and_(t.category.in_(codes), t.merged_into_id.is_(None), t.state != State.cancelled)
-    if office:
-        counted = and_(counted, t.office == office)
-    of_counted = and_(r.ticket_id == t.id, counted)
+    flows = _flows_since(conn, rules, start, codes, office)
+    backlog = select(t.category, func.count()).where(ledger_counted(codes, office), t.resolved_at.is_(None))
     opening: dict[str, int] = defaultdict(int)
-    open_queries = [
-        *[select(t.category, func.count()).where(counted, _started(t, lo), part) for part in _open_at(t, lo)],
-        select(t.category, func.count()).where(of_counted, r.started_at < lo, r.resolved_at >= lo),
-    ]
-    for query in open_queries:
-        for code, n in conn.execute(query.group_by(t.category)):
-            opening[code] += int(n)
-    new = _per_day(
-        conn,
-        t.created_at,
-        and_(counted, _within(t.created_at, lo, hi)),
-        offset,
-        recurrence=_count(t.recurrence.is_(True)),
-    )
-    reopened = _per_day(conn, r.ended_at, and_(of_counted, _within(r.ended_at, lo, hi)), offset)
-    closed = _per_day(conn, t.resolved_at, and_(counted, _within(t.resolved_at, lo, hi)), offset)
-    _add(closed, _per_day(conn, r.resolved_at, and_(of_counted, _within(r.resolved_at, lo, hi)), offset))
+    for code, n in conn.execute(backlog.group_by(t.category)):
+        opening[code] += int(n)
+    for (code, _), cell in flows.items():
+        opening[code] -= cell["ledger_new"] + cell["ledger_reopened"] - cell["ledger_closed"]
     result: list[LedgerLine] = []
     for code in codes:
         days: list[LedgerDay] = []
-        open_now, day = opening[code], start
-        while day <= end:
-            key = (code, day.isoformat())
-            fresh, again, gone = new.get(key, {}), reopened.get(key, {}), closed.get(key, {})
-            open_now += fresh.get("n", 0) + again.get("n", 0) - gone.get("n", 0)
+        open_now = opening[code]
+        for day in _days(start, end):
+            cell = flows.get((code, day.isoformat()), dict.fromkeys(LEDGER_FLOWS, 0))
+            open_now += cell["ledger_new"] + cell["ledger_reopened"] - cell["ledger_closed"]
             days.append(
                 LedgerDay(
-                    date=key[1],
+                    date=day.isoformat(),
                     open=open_now,
-                    new=fresh.get("n", 0),
-                    reopened=again.get("n", 0),
-                    closed=gone.get("n", 0),
-                    recurrence=fresh.get("recurrence", 0),
+                    new=cell["ledger_new"],
+                    reopened=cell["ledger_reopened"],
+                    closed=cell["ledger_closed"],
+                    recurrence=cell["ledger_recurrence"],
                 )
             )
-            day += dt.timedelta(days=1)
         result.append(LedgerLine(category=code, name=rules.categories[code].name, days=days))
     return result
 
@@ -590,6 +642,10 @@ def daily_report(
         for group, values in source.items():
             merged[group].update(values)
     medians, overall = _medians(conn, lo, hi, scope)
+    zone = ZoneInfo(rules.timezone)
+    # 冒头就打 is about what flares up now: a long period lists the flare-ups of its last window_days, not a year of
+    # long-settled buildings (docs/METRICS.md#热点清单冒头就打)
+    recent = max(lo, hi - dt.timedelta(days=rules.hotspots.window_days))
     rows: list[ReportRow] = []
     totals: dict[str, float] = defaultdict(float)
     for (key, category), counts in sorted(merged.items(), key=lambda kv: (by != "office" and kv[0][0] == "", kv[0])):
@@ -617,7 +673,8 @@ def daily_report(
         ledger=ledger(conn, rules, start, end, office=office),
         ledger_areas=[] if by == "office" else ledger_by_area(conn, rules, start, end, by=by, office=office),
         assists=assist_lines(conn, rules, lo, hi, office=office),
-        hotspot_list=hotspot_list(conn, rules, lo, hi, by=by, office=office),
+        hotspot_list=hotspot_list(conn, rules, recent, hi, by=by, office=office),
+        hotspot_list_from=recent.astimezone(zone).date().isoformat(),
     )
 
 

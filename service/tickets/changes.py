@@ -16,13 +16,14 @@ from sqlalchemy import event, insert, inspect, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
-from service.tickets.models import ChangedDay, Ticket, TicketEvent, TicketRound
+from service.tickets.models import ChangedDay, State, Ticket, TicketEvent, TicketRound
 
 # the times a ticket's or a finished round's figures are counted on (docs/METRICS.md), and the ledger's
 TICKET_TIMES = ("received_at", "created_at", "resolved_at", "resolve_due", "first_contact_due", "followed_up_at")
 ROUND_TIMES = ("started_at", "ended_at", "resolved_at", "resolve_due", "first_contact_due", "followed_up_at")
-# a ticket's events and finished rounds are counted under its 片区, its events only while it is not merged away
-MOVING_KEYS = ("grid", "merged_into_id")
+# a ticket's events and finished rounds are counted under its 片区, and only while it is not merged away; the
+# ledger files its finished rounds under its current office and category, and drops a cancelled ticket's
+MOVING_KEYS = ("grid", "merged_into_id", "office", "category")
 
 
 def days_of(values: Iterable[Any]) -> set[dt.date]:
@@ -66,7 +67,12 @@ def _touched(obj: Any, names: Iterable[str]) -> set[dt.date]:
 
 def _moved(obj: Any) -> bool:
     state = inspect(obj)
-    return state.persistent and any(state.attrs[name].history.has_changes() for name in MOVING_KEYS)
+    if not state.persistent:
+        return False
+    if any(state.attrs[name].history.has_changes() for name in MOVING_KEYS):
+        return True
+    history = state.attrs["state"].history
+    return State.cancelled in (*history.added, *history.deleted)
 
 
 @event.listens_for(Session, "before_flush")

@@ -67,6 +67,8 @@ templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 STATIC = Path(__file__).parent / "static"
 # how often an open queue page asks whether tickets arrived or left
 QUEUE_POLL_SECONDS = 15
+# a page of the queue: the most pressing first; a dispatcher narrows a longer queue with the filters
+QUEUE_SHOWN = 200
 ACTION_LABELS = {**SYSTEM_ACTIONS, **{name: t.label for name, t in TRANSITIONS.items()}}
 
 
@@ -370,7 +372,8 @@ def _landing(user: User) -> str:
 
 def _queue_rows(
     session: Session, state: AppState, now: dt.datetime, filters: dict[str, str], user: User
-) -> list[dict[str, Any]]:
+) -> tuple[list[dict[str, Any]], int]:
+    """The most pressing QUEUE_SHOWN of the tickets waiting for the dispatcher, and how many wait in all."""
     unplaced = filters.get("grid") == UNPLACED_FILTER
     wanted = TicketFilter(
         open_only=True,
@@ -381,7 +384,7 @@ def _queue_rows(
         q=filters.get("q") or None,
     )
     found = matching_tickets(session=session, actor=Actor.of(user), filters=wanted, now=now, limit=2000)
-    rows = []
+    waiting = []
     for ticket in found:
         light = lights(ticket, state.policy, now)
         review = (
@@ -389,14 +392,14 @@ def _queue_rows(
             or ticket.extension_state == "requested"
             or ticket.hotspot
         )
-        # under 待定位 every open unplaced ticket waits for the dispatcher: placing it is the work; the row (with
-        # its redacted view) is built only for the tickets the queue shows
+        # under 待定位 every open unplaced ticket waits for the dispatcher: placing it is the work
         if review or unplaced or _worst(light) in ("yellow", "red"):
-            rows.append(_row(ticket, state, now, user, light))
+            waiting.append((ticket, light))
     order = {"red": 0, "yellow": 1, "green": 2, "none": 3}
     far = dt.datetime.max.replace(tzinfo=dt.UTC)
-    rows.sort(key=lambda r: (not r["t"].is_urgent, order[r["worst"]], r["t"].resolve_due or far))
-    return rows
+    waiting.sort(key=lambda tl: (not tl[0].is_urgent, order[_worst(tl[1])], tl[0].resolve_due or far))
+    # the row (with its redacted view) is built only for the tickets the page shows
+    return [_row(ticket, state, now, user, light) for ticket, light in waiting[:QUEUE_SHOWN]], len(waiting)
 
 
 @router.get("/queue", response_class=HTMLResponse)
@@ -410,7 +413,7 @@ def queue(request: Request, web: DispatcherPage, session: SessionDep, state: Sta
     ]
     if unknown:
         return _back("/ui/queue", state, err=f"筛选条件无效：没有这个{'、'.join(unknown)}")
-    rows = _queue_rows(session, state, state.clock(), filters, user)
+    rows, waiting = _queue_rows(session, state, state.clock(), filters, user)
     return _page(
         request,
         "queue.html",
@@ -418,6 +421,7 @@ def queue(request: Request, web: DispatcherPage, session: SessionDep, state: Sta
         sess.csrf,
         state,
         rows=rows,
+        waiting=waiting,
         filters=filters,
         rules=state.rules,
         highlight=highlight,
@@ -437,8 +441,8 @@ def queue_summary(request: Request, session: SessionDep, state: StateDep) -> JSO
     if user.role not in DISPATCHERS:
         return JSONResponse({"message": "无权查看派单审核队列"}, status_code=403)
     filters = {k: request.query_params.get(k, "")[:100] for k in ("category", "office", "grid", "q")}
-    rows = _queue_rows(session, state, state.clock(), filters, user)
-    return JSONResponse({"count": len(rows), "ids": [r["t"].id for r in rows]})
+    rows, waiting = _queue_rows(session, state, state.clock(), filters, user)
+    return JSONResponse({"count": waiting, "ids": [r["t"].id for r in rows]})
 
 
 # Office workbench ----------------------------------------------------------------------------------------------

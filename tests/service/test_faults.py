@@ -16,6 +16,7 @@ in the database afterwards.
 
 from __future__ import annotations
 
+import datetime as dt
 import errno
 import json
 import os
@@ -42,7 +43,9 @@ from sqlalchemy.engine import make_url
 from sqlmodel import Session
 
 from service.auth.service import create_user
+from service.clock import utcnow
 from service.db import make_engine, upgrade
+from service.reports.rollup import refresh, verify
 from service.rules import load_rules
 from tests.conftest import PG_ADMIN_URL, ROOT, SECRET, signed_headers
 
@@ -359,6 +362,21 @@ def test_kill_9_during_load_loses_no_acknowledged_ticket(drill_db: str, tmp_path
     final = stored(drill_db)
     assert set(final) == set(attempted)
     assert_whole(final)
+    assert_rollup_agrees(drill_db)
+
+
+def assert_rollup_agrees(url: str) -> None:
+    """The report rollup, kept up by the marks the intake wrote (a kill included), equals a full recount."""
+    rules = load_rules(ROOT / "rules.yaml")
+    engine = make_engine(url, pool_size=1)
+    try:
+        refresh(engine, rules, now=utcnow(), backfill=0)
+        with engine.connect() as conn:
+            result = verify(conn, rules, dt.date(2026, 11, 19), utcnow().date() + dt.timedelta(days=90))
+    finally:
+        engine.dispose()
+    assert result.days >= 2, result  # the drill's received day and today at least were marked and built
+    assert result.differences == [], result.differences[:5]
 
 
 # 2. PostgreSQL unreachable ----------------------------------------------------------------------------------------

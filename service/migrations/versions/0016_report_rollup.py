@@ -57,6 +57,10 @@ def upgrade() -> None:
         sa.Column("reopened", sa.Integer(), nullable=False),
         sa.Column("rejected", sa.Integer(), nullable=False),
         sa.Column("hours_sum", sa.Float(), nullable=False),
+        sa.Column("ledger_new", sa.Integer(), nullable=False),
+        sa.Column("ledger_recurrence", sa.Integer(), nullable=False),
+        sa.Column("ledger_reopened", sa.Integer(), nullable=False),
+        sa.Column("ledger_closed", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint("day", "office", "category", "grid"),
     )
 

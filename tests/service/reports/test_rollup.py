@@ -113,3 +113,13 @@ def test_verify_finds_a_wrong_day_and_rollup_repairs_it(fixture: AppState) -> No
     assert printed.returncode == 0 and "受理量" in printed.stdout
     missing = run_cli(fixture, "report")
     assert missing.returncode != 0 and "--date" in missing.stderr
+
+
+def test_a_long_periods_hotspot_list_covers_its_last_window(fixture: AppState) -> None:
+    with fixture.engine.connect() as conn:
+        day = daily_report(conn, fixture.rules, DAY)
+        year = daily_report(conn, fixture.rules, dt.date(2026, 1, 1), DAY)
+    assert day.hotspot_list_from == DAY.isoformat()
+    window = fixture.rules.hotspots.window_days
+    assert year.hotspot_list_from == (DAY - dt.timedelta(days=window - 1)).isoformat()
+    assert year.period.start == "2026-01-01"  # the figures themselves still cover the whole period

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from typing import Any
 
 from fastapi.testclient import TestClient
 from openpyxl import load_workbook
@@ -56,3 +57,24 @@ def test_an_unknown_filter_says_so(client: TestClient, state: AppState) -> None:
     assert r.status_code == 303
     text = client.get(r.headers["location"]).text
     assert "筛选条件无效：没有这个分类" in text and "队列已清空" not in text
+
+
+def test_a_long_queue_shows_its_most_pressing_page_and_counts_the_rest(
+    client: TestClient, state: AppState, monkeypatch: Any
+) -> None:
+    from service.web import routes
+
+    monkeypatch.setattr(routes, "QUEUE_SHOWN", 2)
+    dispatcher, office = token_for(state, "dispatcher"), token_for(state, "office", "pingan")
+    ids = []
+    for n in range(3):
+        ticket = post_ticket(client, payload(address=f"上南二村{n + 1}号")).json()
+        ids.append(ticket["id"])
+        if ticket["state"] != "pending_review":  # put each in the queue: returned by the office
+            client.post(f"/api/v1/tickets/{ticket['id']}/reroute", json={"office": "pingan"}, headers=auth(dispatcher))
+            client.post(f"/api/v1/tickets/{ticket['id']}/return", json={"reason": "职能不符"}, headers=auth(office))
+    login(client, dispatcher)
+    page = client.get("/ui/queue").text
+    assert ">3 件<" in page and "显示最急的 2 件" in page
+    summary = client.get("/ui/queue/summary").json()
+    assert summary["count"] == 3 and len(summary["ids"]) == 2 and set(summary["ids"]) <= set(ids)
