@@ -21,8 +21,10 @@ of places.grids), 群租, 垃圾 and 违建 outnumber the rest (so 平安办 and
 street corpus, only the last 60 days' tickets still open (spread over 待审核 / 已派单 / 已签收 / 已先行联系), a
 timeline of 2–6 events per ticket, and 1 % of tickets with an assisting office (联勤联动). Seeding commits every
 50,000 tickets with the secondary indexes dropped (rebuilt at the end, then VACUUM ANALYZE) and resumes an
-interrupted run; a database that already holds ≥ --rows tickets is used as it is (--reseed empties it and starts
-again). Users (a dispatcher, an admin, a viewer, one user per office) get fresh tokens on every run.
+interrupted run; then the report rollup is built for every day from the first ticket's to today, as the scheduler
+would in the background (COPY marks no day). A database that already holds ≥ --rows tickets is used as it is
+(--reseed empties it and starts again). Users (a dispatcher, an admin, a viewer, one user per office) get fresh
+tokens on every run.
 
 Each request is sent once to warm up, then --repeat times one after another over one keep-alive connection
 (httpx); the table gives p50 and p95 in ms and both divided by /healthz's p50. The export is timed once per

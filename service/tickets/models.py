@@ -200,6 +200,18 @@ class TicketCreate(TicketBase):
         return value
 
 
+# the columns the report's median reads beside resolved_at (service/reports/service.py _resolutions)
+RESOLUTION_COLUMNS = (
+    "office",
+    "category",
+    "grid",
+    "resolve_clock_start",
+    "clock_start",
+    "created_at",
+    "merged_into_id",
+)
+
+
 class Ticket(TicketBase, table=True):
     __table_args__ = (
         UniqueConstraint("external_id", name="uq_ticket_external_id"),
@@ -212,7 +224,8 @@ class Ticket(TicketBase, table=True):
         Index("ix_ticket_created_at", "created_at"),
         # 受理量 counts by the hotline's received_at
         Index("ix_ticket_received_at", "received_at"),
-        Index("ix_ticket_resolved_at", "resolved_at"),
+        # on PostgreSQL it also carries what the 办结时长 median reads, so a year's resolutions are an index-only scan
+        Index("ix_ticket_resolved_at", "resolved_at", postgresql_include=list(RESOLUTION_COLUMNS)),
         Index("ix_ticket_first_contact_due", "first_contact_due"),
         Index("ix_ticket_followed_up_at", "followed_up_at"),
         Index("ix_ticket_merged_into", "merged_into_id"),

@@ -12,8 +12,10 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select, update
 
+from service.clock import utcnow
 from service.notify.models import OutboxMessage
 from service.ops.retention import archive
+from service.reports.rollup import refresh, verify
 from service.rules import RetentionRules
 from service.state import AppState
 from service.tickets.models import Ticket, TicketEvent
@@ -35,7 +37,7 @@ def _count(state: AppState, table: type, **where: object) -> int:
 def _setup(client: TestClient, state: AppState) -> dict[str, int]:
     ids = {name: post_ticket(client, payload()).json()["id"] for name in ("old", "open", "pending")}
     desk = auth(token_for(state, "dispatcher"))
-    for name in ("open", "pending"):
+    for name in ("old", "open", "pending"):  # a dispatch each (counted in the report: the old one gets archived)
         client.post(f"/api/v1/tickets/{ids[name]}/confirm", json={}, headers=desk)
     office = auth(token_for(state, "office", "pingan"))
     client.post(f"/api/v1/tickets/{ids['open']}/accept", json={}, headers=office)  # one callback
@@ -65,6 +67,7 @@ def test_archive_moves_what_the_rules_let_go_and_keeps_the_rest(
     ids = _setup(client, state)
     tmp_path = tmp_path / "archive"
     before = {name: _count(state, TicketEvent, ticket_id=tid) for name, tid in ids.items()}
+    refresh(state.engine, state.rules, now=NOW, backfill=0)  # the report rollup holds the timelines' days
     dry = archive(engine=state.engine, rules=RULES, directory=tmp_path, now=NOW, dry_run=True)
     assert (dry.tickets, dry.events, dry.outbox, dry.files) == (1, before["old"], 1, [])
     assert not tmp_path.exists() and _count(state, TicketEvent, ticket_id=ids["old"]) == before["old"]
@@ -90,6 +93,12 @@ def test_archive_moves_what_the_rules_let_go_and_keeps_the_rest(
     assert not list(tmp_path.glob("*.partial"))
     again = archive(engine=state.engine, rules=RULES, directory=tmp_path / "again", now=NOW)
     assert (again.events, again.outbox, again.files) == (0, 0, [])
+    # the archived events' days were marked: rebuilt, the rollup counts as the live report does
+    refresh(state.engine, state.rules, now=NOW, backfill=0)
+    today = utcnow().date()
+    with state.engine.connect() as conn:
+        checked = verify(conn, state.rules, today - dt.timedelta(days=3), today + dt.timedelta(days=90))
+    assert checked.days >= 1 and checked.differences == []
 
 
 def test_the_command_reports_a_dry_run(client: TestClient, state: AppState, tmp_path: Path) -> None:
