@@ -158,7 +158,7 @@ class Scope:
             return table.c.office, table
         t = Ticket.__table__  # type: ignore[attr-defined]
         if self.by == ROLLUP:
-            # the fact's own office with the ticket's 片区, one string: the rollup's rows (split by _rollup_rows)
+            # the fact's own office with the ticket's 片区 as one string, split again by rollup.day_rows
             office = func.coalesce(table.c.office, "").concat(KEY_SEPARATOR).concat(func.coalesce(t.c.grid, ""))
             return office, table if table is t else table.join(t, table.c.ticket_id == t.c.id)
         if table is t:

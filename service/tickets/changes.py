@@ -46,12 +46,15 @@ def mark(conn: Connection, days: Iterable[dt.date]) -> None:
 def attached_days(conn: Connection, ticket_ids: Iterable[int]) -> set[dt.date]:
     """The days of these tickets' events and finished rounds, whose counts move with the ticket's 片区 or merge."""
     ids = sorted(set(ticket_ids))
-    if not ids:
-        return set()
     e, r = TicketEvent.__table__.c, TicketRound.__table__.c  # type: ignore[attr-defined]
-    days = days_of(conn.execute(select(e.at).where(e.ticket_id.in_(ids))).scalars())
-    rounds = conn.execute(select(*[r[name] for name in ROUND_TIMES]).where(r.ticket_id.in_(ids)))
-    return days | days_of(value for row in rounds for value in row)
+    days: set[dt.date] = set()
+    # a re-placement can move thousands of tickets: a bounded IN list per query
+    for i in range(0, len(ids), 1000):
+        chunk = ids[i : i + 1000]
+        days |= days_of(conn.execute(select(e.at).where(e.ticket_id.in_(chunk))).scalars())
+        rounds = conn.execute(select(*[r[name] for name in ROUND_TIMES]).where(r.ticket_id.in_(chunk)))
+        days |= days_of(value for row in rounds for value in row)
+    return days
 
 
 def _touched(obj: Any, names: Iterable[str]) -> set[dt.date]:
