@@ -435,19 +435,25 @@ _FROM = typer.Option("--from", help="开始日期 YYYY-MM-DD（缺省：最早�
 _TO = typer.Option("--to", help="结束日期（含；缺省：今天）")
 
 
-@report_app.command("rollup")
-def report_rollup(start: Annotated[str | None, _FROM] = None, end: Annotated[str | None, _TO] = None) -> None:
-    """Build the report rollup's days afresh (after a bulk load or a repair), showing progress."""
+def _rollup_target(start: str | None, end: str | None) -> tuple[Any, Any, dt.date, dt.date]:
+    """The migrated database, the rules and the days a rollup command works on."""
     from service.db import make_engine, upgrade
-    from service.reports.rollup import rebuild
-    from service.scheduler import job_lock
 
     first, last = _dates(start, end)
     settings = Settings()
     rules = load_rules(settings.rules)
     upgrade(settings.database_url)
     engine = make_engine(settings.database_url)
-    first, last = _rollup_span(engine, rules, first, last)
+    return engine, rules, *_rollup_span(engine, rules, first, last)
+
+
+@report_app.command("rollup")
+def report_rollup(start: Annotated[str | None, _FROM] = None, end: Annotated[str | None, _TO] = None) -> None:
+    """Build the report rollup's days afresh (after a bulk load or a repair), showing progress."""
+    from service.reports.rollup import rebuild
+    from service.scheduler import job_lock
+
+    engine, rules, first, last = _rollup_target(start, end)
     total = (last - first).days + 1
 
     def progress(day: dt.date, rows: int) -> None:
@@ -465,16 +471,10 @@ def report_rollup(start: Annotated[str | None, _FROM] = None, end: Annotated[str
 @report_app.command("verify")
 def report_verify(start: Annotated[str | None, _FROM] = None, end: Annotated[str | None, _TO] = None) -> None:
     """Check the report rollup against a full recount, day by day; exit status 1 on any difference."""
-    from service.db import make_engine, upgrade
     from service.reports.rollup import refresh, verify
     from service.scheduler import job_lock
 
-    first, last = _dates(start, end)
-    settings = Settings()
-    rules = load_rules(settings.rules)
-    upgrade(settings.database_url)
-    engine = make_engine(settings.database_url)
-    first, last = _rollup_span(engine, rules, first, last)
+    engine, rules, first, last = _rollup_target(start, end)
     with job_lock(engine, "rollup") as mine:
         if mine:  # days touched since their build are rebuilt first: only a wrong build is a difference
             refresh(engine, rules, now=utcnow(), backfill=0)
