@@ -7,7 +7,8 @@ Targets: lists, search and the queue p95 ≤ 100 ms; one ticket p95 ≤ 20 ms; t
 year's ≤ 1000 ms; the export's time and the server's peak memory (RSS) are stated, not judged.
 
 The requests: the ticket list's first page as the dispatcher, filtered by office, an office user's own list,
-?overdue=true, ?q=群租, ?state=pending_review, page 2,000, the next pages by `cursor` (only when the running
+?overdue=true, ?q=群租, ?state=pending_review, page 200 (the deepest a page number reaches: 10,000 rows; a deeper
+one is refused with a pointer to the cursor), the next pages by `cursor` (only when the running
 server's /openapi.json shows the list takes one), one ticket, the queue page /ui/queue (a web session through the
 login form), the daily report over the last whole month and over the 365 days up to it, and the ticket list's
 CSV and XLSX export (/ui/export/tickets) of the newest whole days that fit its row limit.
@@ -19,7 +20,8 @@ results, satisfaction, the open share, 重办 rounds), stretched evenly to three
 and made realistic by a thin wrapper here: a few busy buildings take most tickets (Zipf over the estates and roads
 of places.grids), 群租, 垃圾 and 违建 outnumber the rest (so 平安办 and 管理办 are the busy offices), texts from the
 street corpus, only the last 60 days' tickets still open (spread over 待审核 / 已派单 / 已签收 / 已先行联系), a
-timeline of 2–6 events per ticket, and 1 % of tickets with an assisting office (联勤联动). Seeding commits every
+timeline of 2–6 events per ticket, and 1 % of tickets with an assisting office (联勤联动). Each ticket's text-search
+entry is written with it (worked out by one process per core). Seeding commits every
 50,000 tickets with the secondary indexes dropped (rebuilt at the end, then VACUUM ANALYZE) and resumes an
 interrupted run; then the report rollup is built for every day from the first ticket's to today, as the scheduler
 would in the background (COPY marks no day). A database that already holds ≥ --rows tickets is used as it is
@@ -41,7 +43,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
+import functools
 import json
+import multiprocessing
 import os
 import signal
 import subprocess
@@ -64,11 +68,14 @@ from sqlmodel import Session
 
 from service.auth.service import create_user, rotate_token
 from service.db import make_engine, upgrade
+from service.deadlines.service import DeadlinePolicy
 from service.errors import ConflictError
+from service.flows.warn_instants import stamp as stamp_warn_instants
 from service.places.address import building_key
 from service.reports.rollup import refresh
 from service.rules import ServiceRules, load_rules
 from service.tickets import search
+from service.tickets.service import MAX_OFFSET
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVER = "postgresql://postgres@127.0.0.1:5432"
@@ -104,6 +111,8 @@ EXTRA_TICKET_COLS = ("id", "grid", "clock_start")  # what report_scale leaves to
 ASSIST_COLS = ("ticket_id", "office", "asked_by", "asked_at", "ask_note")
 SEED_TABLES = ("ticket", "ticket_event", "ticket_round", "ticket_assist")
 
+# a page number reaches MAX_OFFSET rows deep (service.tickets.service); deeper pages are read by cursor
+DEEPEST_PAGE = MAX_OFFSET // 50
 # lists, search and the queue; one ticket; the month's and the year's report (p95, ms)
 TARGET_LIST, TARGET_ONE, TARGET_MONTH, TARGET_YEAR = 100.0, 20.0, 300.0, 1000.0
 
@@ -310,6 +319,16 @@ def build_rollup(url: str, rules: ServiceRules) -> None:
         print(f"报表汇总 {built:,} 天 {time.perf_counter() - began:.0f} s")
 
 
+def stamp_queue(url: str, rules: ServiceRules) -> None:
+    """Stamp the open tickets' 临期 instants (COPY leaves them empty), as the sweep job does in the background."""
+    engine = make_engine(url)
+    began = time.perf_counter()
+    done = stamp_warn_instants(engine, DeadlinePolicy(rules))
+    engine.dispose()
+    if done:
+        print(f"派单审核队列：{done:,} 件未办结工单的临期时刻 {time.perf_counter() - began:.0f} s")
+
+
 def seed(url: str, n: int, rules: ServiceRules, reseed: bool) -> None:
     """N tickets in the database, as described at the top; nothing to do when it holds ≥ N already."""
     upgrade(url)
@@ -337,7 +356,8 @@ def seed(url: str, n: int, rules: ServiceRules, reseed: bool) -> None:
                 (n, end, json.dumps(saved)),
             )
         tables = _present(cur, list(SEED_TABLES))
-        # the text-search index is not written by COPY: it is filled after the tickets, as the service backfills it
+        # the text-search entries go in with their tickets, worked out by a process per core; the service's
+        # backfill then checks that none is missing
         searched = _present(cur, [search.SEARCH_TABLE])
         saved = _drop_indexes(cur, tables + searched, saved)
         conn.commit()
@@ -349,16 +369,19 @@ def seed(url: str, n: int, rules: ServiceRules, reseed: bool) -> None:
         began = time.perf_counter()
         shown = _progress("写入工单")
         chunk: list[Seeded] = []
-        for i, seeded in enumerate(scaled_rows(n, rules, end)):
-            if i < start:
-                continue
-            chunk.append(seeded)
-            if len(chunk) == CHUNK or i == n - 1:
-                _copy_chunk(cur, chunk, "ticket_assist" in tables)
-                cur.execute("UPDATE bench_scale_seed SET done = %s", (i + 1,))
-                conn.commit()
-                chunk = []
-                shown(i + 1, n)
+        with multiprocessing.get_context("fork").Pool(os.cpu_count() or 1) as pool:
+            for i, seeded in enumerate(scaled_rows(n, rules, end)):
+                if i < start:
+                    continue
+                chunk.append(seeded)
+                if len(chunk) == CHUNK or i == n - 1:
+                    rows = [_searched(seeded[0]) for seeded in chunk]
+                    vectors = pool.map(_vector, rows, chunksize=1000) if searched else None
+                    _copy_chunk(cur, chunk, "ticket_assist" in tables, vectors)
+                    cur.execute("UPDATE bench_scale_seed SET done = %s", (i + 1,))
+                    conn.commit()
+                    chunk = []
+                    shown(i + 1, n)
         print(file=sys.stderr)
         cur.execute("SET session_replication_role = DEFAULT")
         conn.commit()
@@ -382,7 +405,27 @@ def seed(url: str, n: int, rules: ServiceRules, reseed: bool) -> None:
     print(f"写入 {n - start:,} 件工单 {loaded:.0f} s，{what}重建索引与 VACUUM ANALYZE {rebuilt:.0f} s")
 
 
-def _copy_chunk(cur: psycopg.Cursor[Any], chunk: list[Seeded], assists: bool) -> None:
+_SEARCHED = ("title", "content", "address", "external_id")
+
+
+def _searched(row: tuple[Any, ...]) -> dict[str, Any]:
+    return {c: row[TICKET_COLS.index(c)] for c in _SEARCHED}
+
+
+# the corpus repeats its texts: each text's terms are worked out once per process
+_terms = functools.lru_cache(maxsize=100_000)(lambda *texts: tuple(search.terms(*texts)))
+
+
+def _vector(row: dict[str, Any]) -> str:
+    return search.pg_vector(row, terms_of=_terms)
+
+
+def _copy_chunk(cur: psycopg.Cursor[Any], chunk: list[Seeded], assists: bool, vectors: list[str] | None) -> None:
+    """One chunk's tickets and what hangs off them; the text-search entries too (what intake writes), when given."""
+    if vectors is not None:
+        with cur.copy(f"COPY {search.SEARCH_TABLE} (ticket_id, terms) FROM STDIN") as copy:
+            for (row, _, _, _), vector in zip(chunk, vectors, strict=True):
+                copy.write_row((row[-3], vector))
     with cur.copy(f"COPY ticket ({', '.join(TICKET_COLS + EXTRA_TICKET_COLS)}) FROM STDIN") as copy:
         for row, _, _, _ in chunk:
             copy.write_row(row)
@@ -686,9 +729,9 @@ def measure(
                     ),
                     (
                         "deep_page",
-                        "深翻页 ?page=2000&page_size=50",
+                        "页码能到的最深一页 ?page=200&page_size=50",
                         TARGET_LIST,
-                        _get(disp, lists, page=2000, page_size=50),
+                        _get(disp, lists, page=DEEPEST_PAGE, page_size=50),
                     ),
                 ]
                 if cursor:
@@ -823,6 +866,7 @@ def main() -> None:
     ensure_database(url)
     seed(url, args.rows, rules, args.reseed)
     build_rollup(url, rules)
+    stamp_queue(url, rules)
     users = tokens(url, rules)
     with psycopg.connect(url) as conn:
         counts = [conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ("ticket", "ticket_event")]  # type: ignore[index]

@@ -22,6 +22,7 @@ from sqlalchemy.engine import Engine
 from service.clock import utcnow
 from service.deadlines.service import DeadlinePolicy
 from service.flows.sweep import sweep
+from service.flows.warn_instants import stamp as stamp_warn_instants
 from service.notify.people import deliver_alerts
 from service.notify.service import DeliveryPolicy, deliver_due
 from service.rules import ServiceRules
@@ -64,6 +65,7 @@ def run_sweep(engine: Engine, rules: ServiceRules, settings: Settings, now: Call
             return
         policy = DeadlinePolicy(rules)
         sweep(engine, rules, now=now(), policy=policy)
+        stamp_warn_instants(engine, policy)
         deliver_alerts(engine, rules, settings.notify_webhooks, now=now(), calendar=policy.calendar)
 
 

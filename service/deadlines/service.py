@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import hashlib
+import importlib.metadata
+import json
 import logging
 from dataclasses import dataclass
 
@@ -125,6 +129,32 @@ class DeadlinePolicy:
         if total <= 0:
             return 1.0 if now >= due else 0.0
         return max(0.0, used / total)
+
+    def warn_at(self, *, start: dt.datetime, due: dt.datetime, basis: str) -> dt.datetime:
+        """The instant light() turns yellow: the warning fraction of the clock's time (working or plain) passed."""
+        share = self.rules.deadlines.warn_fraction
+        if basis == "working":
+            total = self.calendar.working_seconds_between(start, due)
+            if total <= 0:
+                return due
+            return min(due, self.calendar.add_working_days(start, share * total / 86400).due)
+        if due <= start:
+            return due
+        return start + (due - start) * share
+
+    @functools.cached_property
+    def warn_basis(self) -> str:
+        """A fingerprint of what warn_at() depends on: the warning fraction and the calendar's working days."""
+        cal = self.rules.calendar
+        facts = {
+            "warn_fraction": self.rules.deadlines.warn_fraction,
+            "extra_holidays": sorted(map(str, cal.extra_holidays)),
+            "extra_workdays": sorted(map(str, cal.extra_workdays)),
+            "covered_years": sorted(cal.covered_years),
+            "timezone": self.rules.timezone,
+            "official": importlib.metadata.version("chinesecalendar"),
+        }
+        return hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()[:16]
 
     def light(self, *, start: dt.datetime, due: dt.datetime, now: dt.datetime, basis: str) -> str:
         """Traffic light: red once overdue, yellow from the warning fraction on (临期), green before."""

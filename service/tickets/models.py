@@ -288,6 +288,13 @@ class Ticket(TicketBase, table=True):
     # the start of the original clocks: 先行联系, 办结 and the 延期 cap count from it, whatever confirms, reroutes,
     # 督办 or 重办 happen later (docs/DEADLINES.md)
     clock_start: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # when each clock's light turns yellow (临期), stored so the dispatcher queue is one query
+    # (docs/SCALING.md#派单审核队列). The sweep job works them out under the calendar warn_basis names; a write that
+    # moves a clock clears warn_basis (service/tickets/warn_instants.py) and the queue then works that ticket's lights
+    # out itself
+    contact_warn_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    resolve_warn_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+    warn_basis: str | None = Field(default=None, max_length=16)
     supervised_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
     # 督办 is a clock of its own: it never moves resolve_due, against which 按时办结 and 超期 are judged
     supervise_due: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)

@@ -213,6 +213,8 @@ def _filtered(statement: Any, f: TicketFilter, now: dt.datetime) -> Any:
 
 # Lists count exactly up to this many matches; beyond it the total is an estimate (docs/WEB.md#大数据量)
 EXACT_COUNT_CAP = 10_000
+# A page number reaches this many rows deep at most: OFFSET reads every row it skips, a cursor reads none
+MAX_OFFSET = 10_000
 
 
 @dataclass(frozen=True)
@@ -320,6 +322,14 @@ def list_statement(
     return statement.order_by(*_order(newest_first))
 
 
+DEEP_PAGE = f"按页码最多翻到第 {MAX_OFFSET:,} 件：更深请用上一页返回的 next_cursor（按相关度排序时请缩小搜索范围）"
+
+
+def within_offset(page: int, page_size: int) -> bool:
+    """Whether a page by number starts within MAX_OFFSET rows."""
+    return (page - 1) * page_size < MAX_OFFSET
+
+
 def list_tickets(
     *,
     session: Session,
@@ -346,6 +356,8 @@ def list_tickets(
             raise InvalidInputError("cursor", "翻页游标与当前排序不符：请从第一页重新开始")
         statement = statement.where(_after(cursor))
     else:
+        if not within_offset(page, page_size):
+            raise InvalidInputError("page", DEEP_PAGE)
         statement = statement.offset((page - 1) * page_size)
     rows = list(session.exec(statement.limit(page_size + 1)))
     following = None
@@ -396,11 +408,16 @@ def _capped_count(session: Session, base: Any, cap: int) -> int:
     return int(session.exec(select(func.count()).select_from(capped)).one())
 
 
+def matching_statement(*, session: Session, actor: Actor, filters: TicketFilter, now: dt.datetime) -> Any:
+    """The visible tickets the filters match, as a statement to narrow and order further (unordered)."""
+    return _matching(with_assists(session, actor), filters, now)
+
+
 def matching_tickets(
     *, session: Session, actor: Actor, filters: TicketFilter, now: dt.datetime, limit: int
 ) -> list[Ticket]:
-    """Every visible ticket the filters match, up to `limit` (the queue's candidates, an export)."""
-    base = _matching(with_assists(session, actor), filters, now)
+    """Every visible ticket the filters match, newest first, up to `limit` (a key point's tickets)."""
+    base = matching_statement(session=session, actor=actor, filters=filters, now=now)
     return list(session.exec(base.order_by(col(Ticket.received_at).desc(), col(Ticket.id).desc()).limit(limit)))
 
 

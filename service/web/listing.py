@@ -27,12 +27,14 @@ from service.state import AppState
 from service.tickets.models import OPEN_STATES, STATE_LABELS, State, Ticket
 from service.tickets.service import (
     EXACT_COUNT_CAP,
+    MAX_OFFSET,
     Actor,
     Cursor,
     TicketFilter,
     count_matching,
     list_tickets,
     ticket_batches,
+    within_offset,
 )
 from service.tickets.visibility import public_view
 from service.web.routes import WebUser, _back, _local, _page, _row, _zone
@@ -93,10 +95,12 @@ def parse_query(request: Request, state: AppState) -> ListQuery | str:
     if raw["sort"] == "relevance" and not raw["q"]:
         problems.append("按相关度排序需要搜索词")
     page = request.query_params.get("page", "1")
+    after = request.query_params.get("after", "")[:200]
     if not page.isdigit() or not 1 <= int(page) <= 100_000:
         problems.append(f"页码「{page[:20]}」无效")
+    elif not (after and not raw["sort"]) and not within_offset(int(page), PAGE_SIZE):
+        problems.append(f"第 {page} 页太深：按页码最多看前 {MAX_OFFSET:,} 件，请用“下一页”往后翻或缩小筛选范围")
     cursor = None
-    after = request.query_params.get("after", "")[:200]
     if after:
         try:
             cursor = Cursor.decode(after)
@@ -162,6 +166,9 @@ def tickets_page(request: Request, web: WebUser, session: SessionDep, state: Sta
         next_cursor=listed.next_cursor,
         query=query,
         pages=pages,
+        # a page by number reaches MAX_OFFSET rows deep at most: beyond it 上一页 goes back to the first page
+        prev_by_number=within_offset(query.page - 1, PAGE_SIZE),
+        next_by_number=within_offset(query.page + 1, PAGE_SIZE),
         rules=state.rules,
         states={s.value: v for s, v in STATE_LABELS.items()},
         dispatch_labels=DISPATCH,

@@ -33,6 +33,8 @@ from service.auth.sessions import (
     take_pending,
 )
 from service.deadlines.lights import lights
+from service.deadlines.queue import dispatcher_queue, worst
+from service.deadlines.queue import workbench as workbench_tickets
 from service.deps import SessionDep, StateDep
 from service.errors import DomainError, InvalidInputError, NotFoundError, http_status
 from service.evidence.models import STAGE_LABELS, Stage, TicketPhoto
@@ -56,7 +58,7 @@ from service.tickets.models import (
     TicketEvent,
     TicketRoundPublic,
 )
-from service.tickets.service import Actor, TicketFilter, get_ticket, matching_tickets, rounds, timeline
+from service.tickets.service import Actor, TicketFilter, get_ticket, rounds, timeline
 from service.tickets.statemachine import TRANSITIONS, label
 from service.tickets.visibility import event_view, public_view, round_view
 from service.web import session as web_session
@@ -69,6 +71,8 @@ STATIC = Path(__file__).parent / "static"
 QUEUE_POLL_SECONDS = 15
 # a page of the queue: the most pressing first; a dispatcher narrows a longer queue with the filters
 QUEUE_SHOWN = 200
+# an office's workbench likewise: its most pressing 200, and how many it has in all
+WORKBENCH_SHOWN = 200
 ACTION_LABELS = {**SYSTEM_ACTIONS, **{name: t.label for name, t in TRANSITIONS.items()}}
 
 
@@ -215,12 +219,6 @@ def highlight(text: str, words: list[str]) -> Markup:
     return Markup("").join(out)
 
 
-def _worst(light: dict[str, str]) -> str:
-    if not light:
-        return "none"
-    return "red" if "red" in light.values() else "yellow" if "yellow" in light.values() else "green"
-
-
 def _row(
     ticket: Ticket, state: AppState, now: dt.datetime, user: User, light: dict[str, str] | None = None
 ) -> dict[str, Any]:
@@ -230,7 +228,7 @@ def _row(
         "t": public_view(ticket, user),
         "cls": ticket.classification,
         "lights": light,
-        "worst": _worst(light),
+        "worst": worst(light),
         "category": rules.categories[ticket.category].name if ticket.category in rules.categories else "—",
         "office": rules.office_name(ticket.office) if ticket.office in rules.offices else "—",
         "state": label(ticket.state),
@@ -383,23 +381,11 @@ def _queue_rows(
         unplaced=unplaced,
         q=filters.get("q") or None,
     )
-    found = matching_tickets(session=session, actor=Actor.of(user), filters=wanted, now=now, limit=2000)
-    waiting = []
-    for ticket in found:
-        light = lights(ticket, state.policy, now)
-        review = (
-            ticket.state in (State.pending_review, State.returned, State.resolution_review)
-            or ticket.extension_state == "requested"
-            or ticket.hotspot
-        )
-        # under 待定位 every open unplaced ticket waits for the dispatcher: placing it is the work
-        if review or unplaced or _worst(light) in ("yellow", "red"):
-            waiting.append((ticket, light))
-    order = {"red": 0, "yellow": 1, "green": 2, "none": 3}
-    far = dt.datetime.max.replace(tzinfo=dt.UTC)
-    waiting.sort(key=lambda tl: (not tl[0].is_urgent, order[_worst(tl[1])], tl[0].resolve_due or far))
+    waiting, total = dispatcher_queue(
+        session=session, actor=Actor.of(user), filters=wanted, policy=state.policy, now=now, shown=QUEUE_SHOWN
+    )
     # the row (with its redacted view) is built only for the tickets the page shows
-    return [_row(ticket, state, now, user, light) for ticket, light in waiting[:QUEUE_SHOWN]], len(waiting)
+    return [_row(ticket, state, now, user, light) for ticket, light in waiting], total
 
 
 @router.get("/queue", response_class=HTMLResponse)
@@ -455,14 +441,11 @@ def workbench(request: Request, web: OfficePage, session: SessionDep, state: Sta
         str(s) for s in (State.dispatched, State.accepted, State.contacted, State.reopened, State.resolution_review)
     )
     now = state.clock()
-    found = matching_tickets(
-        session=session, actor=Actor.of(user), filters=TicketFilter(states=working), now=now, limit=2000
+    found, total = workbench_tickets(
+        session=session, actor=Actor.of(user), states=working, policy=state.policy, now=now, shown=WORKBENCH_SHOWN
     )
-    rows = [_row(t, state, now, user) for t in found]
-    order = {"red": 0, "yellow": 1, "green": 2, "none": 3}
-    far = dt.datetime.max.replace(tzinfo=dt.UTC)
-    rows.sort(key=lambda r: (order[r["worst"]], r["t"].resolve_due or far))
-    return _page(request, "workbench.html", user, sess.csrf, state, rows=rows, rules=state.rules)
+    rows = [_row(ticket, state, now, user, light) for ticket, light in found]
+    return _page(request, "workbench.html", user, sess.csrf, state, rows=rows, total=total, rules=state.rules)
 
 
 # Ticket page and actions ---------------------------------------------------------------------------------------
