@@ -375,8 +375,8 @@ def seed(url: str, n: int, rules: ServiceRules, reseed: bool) -> None:
                     continue
                 chunk.append(seeded)
                 if len(chunk) == CHUNK or i == n - 1:
-                    rows = [_searched(seeded[0]) for seeded in chunk]
-                    vectors = pool.map(_vector, rows, chunksize=1000) if searched else None
+                    searched_rows = [_searched(item[0]) for item in chunk] if searched else None
+                    vectors = pool.map(_vector, searched_rows, chunksize=1000) if searched_rows else None
                     _copy_chunk(cur, chunk, "ticket_assist" in tables, vectors)
                     cur.execute("UPDATE bench_scale_seed SET done = %s", (i + 1,))
                     conn.commit()

@@ -14,6 +14,7 @@ just moved) have their lights worked out here, and the two are merged.
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import and_, case, func, or_, true
@@ -72,7 +73,7 @@ def dispatcher_queue(
     *, session: Session, actor: Actor, filters: TicketFilter, policy: DeadlinePolicy, now: dt.datetime, shown: int
 ) -> tuple[list[Waiting], int]:
     """The `shown` most pressing waiting tickets with their lights, and how many wait in all."""
-    filters = TicketFilter(**{**vars(filters), "open_only": True})
+    filters = replace(filters, open_only=True)
     return _pressing(session, actor, filters, policy, now, shown, waiting_only=not filters.unplaced, urgent_first=True)
 
 

@@ -374,7 +374,6 @@ def _queue_rows(
     """The most pressing QUEUE_SHOWN of the tickets waiting for the dispatcher, and how many wait in all."""
     unplaced = filters.get("grid") == UNPLACED_FILTER
     wanted = TicketFilter(
-        open_only=True,
         category=filters.get("category") or None,
         office=filters.get("office") or None,
         grid=None if unplaced else filters.get("grid") or None,
