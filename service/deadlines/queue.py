@@ -18,7 +18,7 @@ from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import and_, case, func, or_, true
-from sqlmodel import Session, col
+from sqlmodel import Session, col, select
 
 from service.deadlines.lights import CONTACT_OWED, lights
 from service.deadlines.service import DeadlinePolicy
@@ -86,6 +86,29 @@ def workbench(
     return _pressing(session, actor, filters, policy, now, shown, waiting_only=False, urgent_first=False)
 
 
+def statements(
+    base: Any, *, basis: str, now: dt.datetime, waiting_only: bool, urgent_first: bool
+) -> tuple[Any, Any, tuple[Any, ...]]:
+    """From the matching open tickets: the stamped ones' ids most pressing first, their count, and the unstamped
+    tickets (in three parts). Each is a range of ix_ticket_queue; only the rows shown are loaded."""
+    red, warned, lit, review = _conditions(now)
+    rank = case((red, 0), (warned, 1), (lit, 2), else_=3)
+    stamped = base.where(col(Ticket.warn_basis) == basis, or_(review, red, warned) if waiting_only else true())
+    order = [rank, col(Ticket.resolve_due).asc().nulls_last(), col(Ticket.id)]
+    if urgent_first:
+        order.insert(0, col(Ticket.is_urgent).desc())
+    # not stamped under today's calendar: new tickets and moved clocks until the sweep job runs, every open ticket
+    # for one run after the calendar or the warning share changed. Three range queries, not one "IS NULL OR !=":
+    # the planner answers that by walking the whole index
+    basis_column = col(Ticket.warn_basis)
+    others = (basis_column.is_(None), basis_column < basis, basis_column > basis)
+    return (
+        stamped.with_only_columns(col(Ticket.id)).order_by(*order),
+        stamped.with_only_columns(func.count()),
+        tuple(base.where(other) for other in others),
+    )
+
+
 def _pressing(
     session: Session,
     actor: Actor,
@@ -98,20 +121,14 @@ def _pressing(
     urgent_first: bool,
 ) -> tuple[list[Waiting], int]:
     base = matching_statement(session=session, actor=actor, filters=filters, now=now)
-    basis = policy.warn_basis
-    red, warned, lit, review = _conditions(now)
-    rank = case((red, 0), (warned, 1), (lit, 2), else_=3)
-    stamped = base.where(col(Ticket.warn_basis) == basis, or_(review, red, warned) if waiting_only else true())
-    order = [rank, col(Ticket.resolve_due).asc().nulls_last(), col(Ticket.id)]
-    if urgent_first:
-        order.insert(0, col(Ticket.is_urgent).desc())
-    # session.execute, not exec: sqlmodel's exec would keep only the first column of these rows
-    found = session.execute(stamped.add_columns(func.count().over()).order_by(*order).limit(shown)).all()
-    total = int(found[0][1]) if found else 0
-    known = [(ticket, lights(ticket, policy, now)) for ticket, _ in found]
-    # not stamped under today's calendar: new tickets and moved clocks until the sweep job runs, every open ticket
-    # for one run after the calendar or the warning share changed
-    unstamped = session.exec(base.where(or_(col(Ticket.warn_basis).is_(None), col(Ticket.warn_basis) != basis))).all()
+    pick, count, unstamped_parts = statements(
+        base, basis=policy.warn_basis, now=now, waiting_only=waiting_only, urgent_first=urgent_first
+    )
+    picked = list(session.exec(pick.limit(shown)))
+    total = len(picked) if len(picked) < shown else session.exec(count).one()
+    rows = {t.id: t for t in session.exec(select(Ticket).where(col(Ticket.id).in_(picked)))}
+    known = [(rows[i], lights(rows[i], policy, now)) for i in picked]
+    unstamped = [ticket for part in unstamped_parts for ticket in session.exec(part)]
     fresh = []
     for ticket in unstamped:
         light = lights(ticket, policy, now)

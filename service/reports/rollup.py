@@ -12,6 +12,7 @@ import datetime as dt
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import delete, func, insert, select
@@ -28,7 +29,10 @@ from service.reports.service import (
     ledger_flows,
     live_counts,
     overlapped_days,
+    pack_hours,
     period_bounds,
+    resolution_hours,
+    unpack_hours,
 )
 from service.rules import ServiceRules
 from service.tickets.models import ChangedDay, Ticket
@@ -45,6 +49,7 @@ _BUILT = RollupDay.__table__  # type: ignore[attr-defined]
 _DIRTY = ChangedDay.__table__  # type: ignore[attr-defined]
 
 Rows = dict[tuple[str, str, str], dict[str, float]]
+Hours = dict[tuple[str, str, str], bytes]
 COLUMNS = (*ROLLED, *LEDGER_FLOWS)
 
 
@@ -62,6 +67,22 @@ def day_rows(conn: Connection, rules: ServiceRules, day: dt.date) -> Rows:
     return {key: figures for key, figures in rows.items() if any(figures.values())}
 
 
+def day_hours(conn: Connection, rules: ServiceRules, day: dt.date) -> Hours:
+    """A local day's hours to resolve, packed, by (office, category, 片区)."""
+    lo, hi = period_bounds(day, day, ZoneInfo(rules.timezone))
+    result: Hours = {}
+    for (key, category), hours in resolution_hours(conn, lo, hi, Scope(by=ROLLUP)).items():
+        office, grid = key.split(KEY_SEPARATOR)
+        result[(office, category, grid)] = pack_hours(hours)
+    return result
+
+
+def stored_hours(conn: Connection, day: dt.date) -> Hours:
+    r = _ROLLUP.c
+    query = select(r.office, r.category, r.grid, r.hours).where(r.day == day, r.hours.is_not(None))
+    return {(row.office, row.category, row.grid): row.hours for row in conn.execute(query)}
+
+
 def stored_rows(conn: Connection, day: dt.date) -> Rows:
     r = _ROLLUP.c
     query = select(r.office, r.category, r.grid, *[r[k] for k in COLUMNS]).where(r.day == day)
@@ -71,18 +92,22 @@ def stored_rows(conn: Connection, day: dt.date) -> Rows:
     }
 
 
+def _stored(day: dt.date, key: tuple[str, str, str], figures: dict[str, float], hours: bytes | None) -> dict[str, Any]:
+    office, category, grid = key
+    counts = {k: (v if k.endswith("_sum") else round(v)) for k, v in figures.items()}
+    return {"day": day, "office": office, "category": category, "grid": grid, "hours": hours} | counts
+
+
 def build_day(conn: Connection, rules: ServiceRules, day: dt.date, now: dt.datetime) -> int:
     """Rebuild one day's rows in the caller's transaction; returns how many rows it holds."""
-    rows = day_rows(conn, rules, day)
+    rows, hours = day_rows(conn, rules, day), day_hours(conn, rules, day)
+    for key in hours.keys() - rows.keys():
+        rows[key] = dict.fromkeys(COLUMNS, 0.0)
     conn.execute(delete(_ROLLUP).where(_ROLLUP.c.day == day))
     if rows:
         conn.execute(
             insert(_ROLLUP),
-            [
-                {"day": day, "office": office, "category": category, "grid": grid}
-                | {k: (v if k.endswith("_sum") else round(v)) for k, v in figures.items()}
-                for (office, category, grid), figures in rows.items()
-            ],
+            [_stored(day, key, figures, hours.get(key)) for key, figures in rows.items()],
         )
     conn.execute(delete(_BUILT).where(_BUILT.c.day == day))
     conn.execute(insert(_BUILT), [{"day": day, "built_at": now}])
@@ -180,6 +205,22 @@ class Verified:
     differences: list[Difference] = field(default_factory=list)
 
 
+def _hours_differences(day: dt.date, stored: Hours, recounted: Hours) -> list[Difference]:
+    """Where a day's stored hours to resolve are not the recount's: the first value that differs (or, when the
+    counts differ, the counts) under the metric "hours"."""
+    found = []
+    for key in sorted(stored.keys() | recounted.keys()):
+        have, want = unpack_hours(stored.get(key)), unpack_hours(recounted.get(key))
+        if len(have) != len(want):
+            found.append(Difference(day, *key, "hours", float(len(have)), float(len(want))))
+            continue
+        for a, b in zip(have, want, strict=True):
+            if abs(a - b) > TOLERANCE * max(1.0, abs(b)):
+                found.append(Difference(day, *key, "hours", float(a), float(b)))
+                break
+    return found
+
+
 def verify(conn: Connection, rules: ServiceRules, start: dt.date, end: dt.date) -> Verified:
     """Compare each built day of [start, end] with a full recount of it; days never built are listed apart.
 
@@ -199,5 +240,6 @@ def verify(conn: Connection, rules: ServiceRules, start: dt.date, end: dt.date) 
                     a, b = have.get(metric, 0.0), want.get(metric, 0.0)
                     if abs(a - b) > TOLERANCE * max(1.0, abs(b)):
                         result.differences.append(Difference(day, *key, metric, a, b))
+            result.differences.extend(_hours_differences(day, stored_hours(conn, day), day_hours(conn, rules, day)))
         day += dt.timedelta(days=1)
     return result

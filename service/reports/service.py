@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import numpy as np
 from sqlalchemy import Float, and_, case, func, literal, or_, select, true, tuple_, union_all
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.ext.compiler import compiles
@@ -347,13 +349,20 @@ def _rolled(
     }
 
 
+def live_days(conn: Connection, rules: ServiceRules, start: dt.date, end: dt.date, scope: Scope) -> set[dt.date]:
+    """The days of [start, end] a report computes from the tickets: those the rollup does not hold up to date, or
+    every day for breakdowns finer than 片区."""
+    if scope.by not in ROLLED_BREAKDOWNS:
+        return set(_days(start, end))
+    return stale_days(conn, start, end, ZoneInfo(rules.timezone))
+
+
 def period_counts(
-    conn: Connection, rules: ServiceRules, start: dt.date, end: dt.date, scope: Scope
+    conn: Connection, rules: ServiceRules, start: dt.date, end: dt.date, scope: Scope, live: set[dt.date]
 ) -> dict[tuple[str, str], dict[str, float]]:
     """The additive figures of [start, end]: the rollup's for the days it holds up to date, computed live for the
-    rest (each run of such days in one go); breakdowns finer than 片区 are always live."""
+    `live` days (each run of them in one go)."""
     zone = ZoneInfo(rules.timezone)
-    live = set(_days(start, end)) if scope.by not in ROLLED_BREAKDOWNS else stale_days(conn, start, end, zone)
     parts = [live_counts(conn, rules, *period_bounds(a, b, zone), scope) for a, b in _runs(live)]
     if len(live) < len(_days(start, end)):
         parts.append(_rolled(conn, start, end, live, scope))
@@ -410,41 +419,73 @@ def _resolutions(lo: dt.datetime, hi: dt.datetime, scope: Scope) -> Subquery:
     return union_all(current, finished).subquery()
 
 
-def _medians(
+def resolution_hours(
     conn: Connection, lo: dt.datetime, hi: dt.datetime, scope: Scope
-) -> tuple[dict[tuple[str, str], float], float | None]:
-    """Median hours to resolve per (office, category) and overall: PostgreSQL's percentile_cont over GROUPING SETS
-    in one pass, elsewhere the middle rows of a window (same values)."""
+) -> dict[tuple[str, str], list[float]]:
+    """The hours of every round resolved in [lo, hi), per (row key, category)."""
     u = _resolutions(lo, hi, scope)
-    if conn.dialect.name == "postgresql":
-        median = func.percentile_cont(0.5).within_group(u.c.h)
-        sets = func.grouping_sets(tuple_(u.c.key, u.c.category), tuple_())
-        query = select(u.c.key, u.c.category, func.grouping(u.c.key, u.c.category).label("total"), median)
-        grouped: dict[tuple[str, str], float] = {}
-        overall = None
-        for o, c, total, m in conn.execute(query.group_by(sets)):
-            if total:
-                overall = None if m is None else float(m)
-            else:
-                grouped[(o or "", c or "")] = float(m)
-        return grouped, overall
-    return _window_medians(conn, u, grouped=True), _window_medians(conn, u, grouped=False).get(("", ""))
+    hours: dict[tuple[str, str], list[float]] = defaultdict(list)
+    for key, category, h in conn.execute(select(u.c.key, u.c.category, u.c.h)):
+        hours[(key or "", category or "")].append(float(h))
+    return hours
 
 
-def _window_medians(conn: Connection, u: Subquery, *, grouped: bool) -> dict[tuple[str, str], float]:
-    keys = [u.c.key, u.c.category] if grouped else [literal("").label("key"), literal("").label("category")]
-    partition = [u.c.key, u.c.category] if grouped else []
-    inner = select(
-        *keys,
-        u.c.h,
-        func.row_number().over(partition_by=partition, order_by=u.c.h).label("rn"),
-        func.count().over(partition_by=partition).label("cnt"),
-    ).subquery()
-    middle = inner.c.rn.in_([(inner.c.cnt + 1) // 2, (inner.c.cnt + 2) // 2])
-    query = (
-        select(inner.c.key, inner.c.category, func.avg(inner.c.h)).where(middle).group_by(inner.c.key, inner.c.category)
-    )
-    return {(o or "", c or ""): float(m) for o, c, m in conn.execute(query)}
+def pack_hours(values: list[float]) -> bytes:
+    """Hours as the rollup stores them: sorted little-endian doubles, so a day's bytes are one canonical value."""
+    return np.sort(np.asarray(values, dtype=HOURS_DTYPE)).tobytes()
+
+
+def unpack_hours(blob: bytes | None) -> Any:
+    return np.frombuffer(blob or b"", dtype=HOURS_DTYPE)
+
+
+HOURS_DTYPE = "<f8"
+
+
+def _median(blob: bytes) -> float | None:
+    """The middle value, or the mean of the middle two; exact, whatever order the values came in."""
+    values = unpack_hours(blob)
+    n = len(values)
+    if not n:
+        return None
+    mid = n // 2
+    if n % 2:
+        return float(np.partition(values, mid)[mid])
+    part = np.partition(values, (mid - 1, mid))
+    return float((part[mid - 1] + part[mid]) / 2)
+
+
+def _rolled_hours(
+    conn: Connection, start: dt.date, end: dt.date, skip: set[dt.date], scope: Scope
+) -> Iterator[tuple[tuple[str, str], bytes]]:
+    r = Rollup.__table__.c  # type: ignore[attr-defined]
+    key = r.office if scope.by == "office" else r[scope.by]
+    where = [r.day.between(start, end), r.hours.is_not(None)]
+    if skip:
+        where.append(r.day.not_in(sorted(skip)))
+    if scope.office:
+        where.append(r.office == scope.office)
+    for row in conn.execute(select(key, r.category, r.hours).where(*where)):
+        yield (row[0] or "", row[1] or ""), row[2]
+
+
+def _medians(
+    conn: Connection, rules: ServiceRules, start: dt.date, end: dt.date, scope: Scope, live: set[dt.date]
+) -> tuple[dict[tuple[str, str], float], float | None]:
+    """Median hours to resolve per row key × category and overall, exact: each day's hours come from the rollup
+    (stored sorted per day, so a year is its rows' bytes, not 1.6 million resolutions sorted by the database) or,
+    for the `live` days, from the rounds themselves; the same function takes the middle of both."""
+    zone = ZoneInfo(rules.timezone)
+    chunks: dict[tuple[str, str], list[bytes]] = defaultdict(list)
+    for a, b in _runs(live):
+        for group, hours in resolution_hours(conn, *period_bounds(a, b, zone), scope).items():
+            chunks[group].append(pack_hours(hours))
+    if len(live) < len(_days(start, end)):
+        for group, blob in _rolled_hours(conn, start, end, live, scope):
+            chunks[group].append(blob)
+    grouped = {group: _median(b"".join(parts)) for group, parts in chunks.items()}
+    overall = _median(b"".join(blob for parts in chunks.values() for blob in parts))
+    return {group: m for group, m in grouped.items() if m is not None}, overall
 
 
 def _ratio(num: float, den: float) -> float | None:
@@ -638,10 +679,11 @@ def daily_report(
     lo, hi = period_bounds(start, end, ZoneInfo(rules.timezone))
     merged: dict[tuple[str, str], dict[str, float]] = defaultdict(dict)
     scope = Scope(by=by, office=office)
-    for source in (period_counts(conn, rules, start, end, scope), _overdue_open(conn, hi, scope)):
+    live = live_days(conn, rules, start, end, scope)
+    for source in (period_counts(conn, rules, start, end, scope, live), _overdue_open(conn, hi, scope)):
         for group, values in source.items():
             merged[group].update(values)
-    medians, overall = _medians(conn, lo, hi, scope)
+    medians, overall = _medians(conn, rules, start, end, scope, live)
     zone = ZoneInfo(rules.timezone)
     # 冒头就打 is about what flares up now: a long period lists the flare-ups of its last window_days, not a year of
     # long-settled buildings (docs/METRICS.md#热点清单冒头就打)
@@ -679,6 +721,8 @@ def daily_report(
 
 
 HOTSPOT_LIST_MAX = 500
+# flagged places looked up per query (a bounded IN list of (building, category) pairs)
+PLACES_PER_QUERY = 500
 
 
 def hotspot_list(
@@ -689,35 +733,29 @@ def hotspot_list(
     t = Ticket.__table__.c  # type: ignore[attr-defined]
     scope = Scope(by=by, office=office)
     counted = and_(_within(t.received_at, lo, hi), t.merged_into_id.is_(None), t.building_key.is_not(None))
-    flagged = (
-        select(t.building_key, t.category)
-        .where(counted, t.hotspot.is_(True), scope.mine(Ticket.__table__))  # type: ignore[attr-defined]
-        .distinct()
-        .subquery()
-    )
+    mine = scope.mine(Ticket.__table__)  # type: ignore[attr-defined]
+    # first the flagged places (plain "hotspot", not "hotspot IS true": only the former uses the partial index
+    # ix_ticket_hotspot), then those places' tickets by ix_ticket_place_received: never every ticket of the window
+    flagged = conn.execute(select(t.building_key, t.category).where(counted, t.hotspot, mine).distinct()).all()
     level = t.grid if by == "office" else t[by]
     open_at_end = and_(t.state != State.cancelled, or_(*_open_at(t, hi)))
-    query = (
-        select(
-            t.building_key,
-            t.category,
-            func.max(level).label("area"),
-            func.max(t.grid).label("zone"),
-            func.max(t.community).label("community"),
-            func.max(t.cell).label("cell"),
-            func.count().label("tickets"),
-            _count(open_at_end).label("open"),
-            _count(t.recurrence.is_(True)).label("recurrence"),
-            func.max(t.received_at).label("last"),
-        )
-        .select_from(
-            Ticket.__table__.join(  # type: ignore[attr-defined]
-                flagged, and_(t.building_key == flagged.c.building_key, t.category == flagged.c.category)
-            )
-        )
-        .where(counted, scope.mine(Ticket.__table__))  # type: ignore[attr-defined]
-        .group_by(t.building_key, t.category)
+    columns = (
+        t.building_key,
+        t.category,
+        func.max(level).label("area"),
+        func.max(t.grid).label("zone"),
+        func.max(t.community).label("community"),
+        func.max(t.cell).label("cell"),
+        func.count().label("tickets"),
+        _count(open_at_end).label("open"),
+        _count(t.recurrence.is_(True)).label("recurrence"),
+        func.max(t.received_at).label("last"),
     )
+    found: list[Any] = []
+    for i in range(0, len(flagged), PLACES_PER_QUERY):
+        places = tuple_(t.building_key, t.category).in_([tuple(p) for p in flagged[i : i + PLACES_PER_QUERY]])
+        query = select(*columns).where(counted, mine, places).group_by(t.building_key, t.category)
+        found.extend(conn.execute(query))
     zone = ZoneInfo(rules.timezone)
     lines = [
         HotspotLine(
@@ -733,7 +771,7 @@ def hotspot_list(
             recurrence=bool(r.recurrence),
             last_received=_aware(r.last).astimezone(zone).strftime("%Y-%m-%d %H:%M"),
         )
-        for r in conn.execute(query)
+        for r in found
     ]
     lines.sort(key=lambda line: (line.area == UNPLACED, line.area, -line.tickets, line.building))
     return lines[:HOTSPOT_LIST_MAX]
@@ -749,30 +787,45 @@ def assist_lines(
 ) -> list[AssistLine]:
     """联勤联动 by assisting office: asked and parts recorded in the period, and still open at its end. An office's
     own report lists its assists and the assists on its tickets."""
-    a, t = TicketAssist.__table__.c, Ticket.__table__.c  # type: ignore[attr-defined]
-    still_open = and_(a.asked_at < hi, t.state != State.cancelled, or_(*_open_at(t, hi)))
-    mine = or_(a.office == office, t.office == office) if office else true()
-    query = (
-        select(
-            a.office,
-            _count(_within(a.asked_at, lo, hi)).label("asked"),
-            _count(_within(a.part_at, lo, hi)).label("recorded"),
-            _count(still_open).label("open"),
-            _count(and_(still_open, or_(a.part_at.is_(None), a.part_at >= hi))).label("open_without_part"),
-        )
-        .select_from(TicketAssist.__table__.join(Ticket.__table__, a.ticket_id == t.id))  # type: ignore[attr-defined]
-        .where(a.asked_at < hi, mine)
-        .group_by(a.office)
-        .order_by(a.office)
-    )
+    counts: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(ASSIST_COUNTS, 0))
+    for query in _assist_parts(lo, hi, office):
+        for r in conn.execute(query):
+            for k, v in r._mapping.items():
+                if k != "office":
+                    counts[r.office][k] += int(v or 0)
     lines = []
-    for r in conn.execute(query):
-        counts = {k: int(r._mapping[k] or 0) for k in ("asked", "recorded", "open", "open_without_part")}
-        if not any(counts.values()):
+    for code in sorted(counts):
+        if not any(counts[code].values()):
             continue
-        name = rules.office_name(r.office) if r.office in rules.offices else r.office
-        lines.append(AssistLine(office=r.office, office_name=name, **counts))
+        name = rules.office_name(code) if code in rules.offices else code
+        lines.append(AssistLine(office=code, office_name=name, **counts[code]))
     return lines
+
+
+ASSIST_COUNTS = ("asked", "recorded", "open", "open_without_part")
+
+
+def _assist_parts(lo: dt.datetime, hi: dt.datetime, office: str | None) -> list[Any]:
+    """One narrow query per figure, each reading only the assists it can count (by asked_at, by part_at, and through
+    the tickets still open at the end, by the two index-backed halves of _open_at), never every assist ever asked."""
+    a, t = TicketAssist.__table__.c, Ticket.__table__.c  # type: ignore[attr-defined]
+    source = TicketAssist.__table__.join(Ticket.__table__, a.ticket_id == t.id)  # type: ignore[attr-defined]
+    mine = or_(a.office == office, t.office == office) if office else true()
+
+    def part(where: ColumnElement[bool], **metrics: Any) -> Any:
+        columns = [m.label(k) for k, m in metrics.items()]
+        return select(a.office, *columns).select_from(source).where(where, mine).group_by(a.office)
+
+    still_open = and_(a.asked_at < hi, t.state != State.cancelled)
+    without_part = or_(a.part_at.is_(None), a.part_at >= hi)
+    return [
+        part(_within(a.asked_at, lo, hi), asked=func.count()),
+        part(_within(a.part_at, lo, hi), recorded=func.count()),
+        *[
+            part(and_(still_open, ended), open=func.count(), open_without_part=_count(without_part))
+            for ended in _open_at(t, hi)
+        ],
+    ]
 
 
 def ledger_by_area(

@@ -212,6 +212,34 @@ RESOLUTION_COLUMNS = (
 )
 
 
+# what the queue's conditions read (service/deadlines/queue.py _conditions) and the filters it is used with
+QUEUE_COLUMNS = (
+    "state",
+    "is_urgent",
+    "first_contact_due",
+    "first_contact_at",
+    "resolve_warn_at",
+    "contact_warn_at",
+    "extension_state",
+    "hotspot",
+    "office",
+    "category",
+    "grid",
+)
+OPEN_DUE_COLUMNS = (
+    "state",
+    "office",
+    "category",
+    "grid",
+    "created_at",
+    "reopen_count",
+    "resolve_clock_start",
+    "merged_into_id",
+)
+# an open ticket, as a partial index's predicate (a query saying state IN OPEN_STATES implies it)
+OPEN_PREDICATE = "state IN ({})".format(", ".join(f"'{s}'" for s in sorted(OPEN_STATES)))
+
+
 class Ticket(TicketBase, table=True):
     __table_args__ = (
         UniqueConstraint("external_id", name="uq_ticket_external_id"),
@@ -241,13 +269,38 @@ class Ticket(TicketBase, table=True):
             postgresql_where=text("resolved_at IS NULL"),
             sqlite_where=text("resolved_at IS NULL"),
         ),
-        # the overdue list: unresolved tickets by due date
+        # the overdue list: unresolved tickets by due date; on PostgreSQL with what the list's count and the report's
+        # 超期未办结 read (service/reports/service.py _overdue_open), so both read this small index alone
         Index(
             "ix_ticket_open_due",
             "resolve_due",
             "id",
+            postgresql_include=list(OPEN_DUE_COLUMNS),
             postgresql_where=text("resolved_at IS NULL"),
             sqlite_where=text("resolved_at IS NULL"),
+        ),
+        # the report's 冒头楼栋清单: which buildings were flagged in its window, read from the flagged tickets alone,
+        # then those buildings' tickets of the window
+        Index("ix_ticket_place_received", "building_key", "category", "received_at"),
+        # (the flagged tickets themselves)
+        Index(
+            "ix_ticket_hotspot",
+            "received_at",
+            postgresql_include=["building_key", "category", "merged_into_id", "office"],
+            postgresql_where=text("hotspot"),
+            sqlite_where=text("hotspot"),
+        ),
+        # the dispatcher queue and the workbench (service/deadlines/queue.py): the open tickets only, by the calendar
+        # their 临期 instants were stamped under; on PostgreSQL with every column the queue decides, orders and
+        # filters by, so neither the stamped nor the unstamped tickets' rows are read to pick the 200 shown
+        Index(
+            "ix_ticket_queue",
+            "warn_basis",
+            "resolve_due",
+            "id",
+            postgresql_include=list(QUEUE_COLUMNS),
+            postgresql_where=text(OPEN_PREDICATE),
+            sqlite_where=text(OPEN_PREDICATE),
         ),
     )
 
@@ -477,6 +530,8 @@ class TicketAssist(SQLModel, table=True):
         # an office's assists: its workbench and what it may see
         Index("ix_ticket_assist_office", "office", "ticket_id"),
         Index("ix_ticket_assist_asked_at", "asked_at"),
+        # the report's parts recorded in a period
+        Index("ix_ticket_assist_part_at", "part_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

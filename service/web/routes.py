@@ -69,8 +69,9 @@ templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 STATIC = Path(__file__).parent / "static"
 # how often an open queue page asks whether tickets arrived or left
 QUEUE_POLL_SECONDS = 15
-# a page of the queue: the most pressing first; a dispatcher narrows a longer queue with the filters
-QUEUE_SHOWN = 200
+# a page of the queue: the most pressing first; a dispatcher narrows a longer queue with the filters. 100, not
+# more: each row carries its own action forms, and at 200 the page was 450 KB (docs/SCALING.md#派单审核队列)
+QUEUE_SHOWN = 100
 # an office's workbench likewise: its most pressing 200, and how many it has in all
 WORKBENCH_SHOWN = 200
 ACTION_LABELS = {**SYSTEM_ACTIONS, **{name: t.label for name, t in TRANSITIONS.items()}}
@@ -368,10 +369,11 @@ def _landing(user: User) -> str:
 # Dispatcher queue ----------------------------------------------------------------------------------------------
 
 
-def _queue_rows(
+def _waiting(
     session: Session, state: AppState, now: dt.datetime, filters: dict[str, str], user: User
-) -> tuple[list[dict[str, Any]], int]:
-    """The most pressing QUEUE_SHOWN of the tickets waiting for the dispatcher, and how many wait in all."""
+) -> tuple[list[tuple[Ticket, dict[str, str]]], int]:
+    """The most pressing QUEUE_SHOWN of the tickets waiting for the dispatcher (with their lights), and how many
+    wait in all."""
     unplaced = filters.get("grid") == UNPLACED_FILTER
     wanted = TicketFilter(
         category=filters.get("category") or None,
@@ -380,9 +382,15 @@ def _queue_rows(
         unplaced=unplaced,
         q=filters.get("q") or None,
     )
-    waiting, total = dispatcher_queue(
+    return dispatcher_queue(
         session=session, actor=Actor.of(user), filters=wanted, policy=state.policy, now=now, shown=QUEUE_SHOWN
     )
+
+
+def _queue_rows(
+    session: Session, state: AppState, now: dt.datetime, filters: dict[str, str], user: User
+) -> tuple[list[dict[str, Any]], int]:
+    waiting, total = _waiting(session, state, now, filters, user)
     # the row (with its redacted view) is built only for the tickets the page shows
     return [_row(ticket, state, now, user, light) for ticket, light in waiting], total
 
@@ -426,8 +434,9 @@ def queue_summary(request: Request, session: SessionDep, state: StateDep) -> JSO
     if user.role not in DISPATCHERS:
         return JSONResponse({"message": "无权查看派单审核队列"}, status_code=403)
     filters = {k: request.query_params.get(k, "")[:100] for k in ("category", "office", "grid", "q")}
-    rows, waiting = _queue_rows(session, state, state.clock(), filters, user)
-    return JSONResponse({"count": waiting, "ids": [r["t"].id for r in rows]})
+    # the poll needs only the ids: no row is built or redacted
+    waiting, total = _waiting(session, state, state.clock(), filters, user)
+    return JSONResponse({"count": total, "ids": [ticket.id for ticket, _ in waiting]})
 
 
 # Office workbench ----------------------------------------------------------------------------------------------
