@@ -62,32 +62,46 @@ def upgrade() -> None:
         batch.add_column(sa.Column("hours", sa.LargeBinary(), nullable=True))
     op.execute("DELETE FROM report_rollup_day")
     op.create_index("ix_ticket_assist_part_at", "ticket_assist", ["part_at"])
-    if op.get_bind().dialect.name == "postgresql":
-        op.drop_index("ix_ticket_open_due", table_name="ticket")
+    # on PostgreSQL built CONCURRENTLY, outside the migration's transaction: intake keeps writing to a big table
+    with op.get_context().autocommit_block():
+        if op.get_bind().dialect.name == "postgresql":
+            # the overdue list goes without its index for the second the small partial index takes to rebuild
+            op.drop_index("ix_ticket_open_due", table_name="ticket", postgresql_concurrently=True, if_exists=True)
+            op.create_index(
+                "ix_ticket_open_due",
+                "ticket",
+                ["resolve_due", "id"],
+                postgresql_include=OPEN_DUE_COLUMNS,
+                postgresql_where=sa.text(UNRESOLVED),
+                postgresql_concurrently=True,
+            )
         op.create_index(
-            "ix_ticket_open_due",
+            "ix_ticket_place_received",
             "ticket",
-            ["resolve_due", "id"],
-            postgresql_include=OPEN_DUE_COLUMNS,
-            postgresql_where=sa.text(UNRESOLVED),
+            ["building_key", "category", "received_at"],
+            postgresql_concurrently=True,
+            if_not_exists=True,
         )
-    op.create_index("ix_ticket_place_received", "ticket", ["building_key", "category", "received_at"])
-    op.create_index(
-        "ix_ticket_hotspot",
-        "ticket",
-        ["received_at"],
-        postgresql_include=["building_key", "category", "merged_into_id", "office"],
-        postgresql_where=sa.text("hotspot"),
-        sqlite_where=sa.text("hotspot"),
-    )
-    op.create_index(
-        "ix_ticket_queue",
-        "ticket",
-        ["warn_basis", "resolve_due", "id"],
-        postgresql_include=QUEUE_COLUMNS,
-        postgresql_where=sa.text(OPEN),
-        sqlite_where=sa.text(OPEN),
-    )
+        op.create_index(
+            "ix_ticket_hotspot",
+            "ticket",
+            ["received_at"],
+            postgresql_include=["building_key", "category", "merged_into_id", "office"],
+            postgresql_where=sa.text("hotspot"),
+            sqlite_where=sa.text("hotspot"),
+            postgresql_concurrently=True,
+            if_not_exists=True,
+        )
+        op.create_index(
+            "ix_ticket_queue",
+            "ticket",
+            ["warn_basis", "resolve_due", "id"],
+            postgresql_include=QUEUE_COLUMNS,
+            postgresql_where=sa.text(OPEN),
+            sqlite_where=sa.text(OPEN),
+            postgresql_concurrently=True,
+            if_not_exists=True,
+        )
 
 
 def downgrade() -> None:
