@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import text
 from sqlmodel import Session
 
 from classifier.artifact import load_model
@@ -253,3 +254,22 @@ def receive(state: AppState, external_id: str, when: dt.datetime, text: str, **f
             session=s, payload=payload, classifier=state.classifier, policy=state.policy, rules=state.rules, now=when
         )
         return ticket
+
+
+def explain(pg_url: str, statement: Any, *, without: tuple[str, ...] = ()) -> str:
+    """The plan PostgreSQL picks for a statement (SQL text or a SQLAlchemy statement) on the tiny test tables, with
+    the scans a planner rightly prefers there turned off (sequential, bitmap) and the indexes in `without` dropped
+    for this transaction only: which index can answer the query, and whether it answers it alone."""
+    upgrade(pg_url)
+    engine = make_engine(pg_url)
+    if not isinstance(statement, str):
+        statement = str(statement.compile(dialect=engine.dialect, compile_kwargs={"literal_binds": True}))
+    with engine.connect() as conn:
+        for setting in ("enable_seqscan", "enable_bitmapscan"):
+            conn.execute(text(f"SET LOCAL {setting} = off"))
+        for other in without:
+            conn.execute(text(f"DROP INDEX {other}"))
+        plan = "\n".join(r[0] for r in conn.execute(text(f"EXPLAIN {statement}")))
+        conn.rollback()
+    engine.dispose()
+    return plan

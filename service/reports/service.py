@@ -331,17 +331,25 @@ def _runs(days: set[dt.date]) -> list[tuple[dt.date, dt.date]]:
     return runs
 
 
-def _rolled(
-    conn: Connection, start: dt.date, end: dt.date, skip: set[dt.date], scope: Scope
-) -> dict[tuple[str, str], dict[str, float]]:
-    """The rollup's sums over [start, end] except the `skip` days, by the scope's rows."""
+def _rollup_rows(
+    start: dt.date, end: dt.date, skip: set[dt.date], scope: Scope
+) -> tuple[Any, list[ColumnElement[bool]]]:
+    """The rollup's column for the scope's row key, and which of its rows [start, end] without `skip` reads."""
     r = Rollup.__table__.c  # type: ignore[attr-defined]
-    key = r.office if scope.by == "office" else r[scope.by]
     where = [r.day.between(start, end)]
     if skip:
         where.append(r.day.not_in(sorted(skip)))
     if scope.office:
         where.append(r.office == scope.office)
+    return (r.office if scope.by == "office" else r[scope.by]), where
+
+
+def _rolled(
+    conn: Connection, start: dt.date, end: dt.date, skip: set[dt.date], scope: Scope
+) -> dict[tuple[str, str], dict[str, float]]:
+    """The rollup's sums over [start, end] except the `skip` days, by the scope's rows."""
+    r = Rollup.__table__.c  # type: ignore[attr-defined]
+    key, where = _rollup_rows(start, end, skip, scope)
     query = select(key.label("key"), r.category, *[func.sum(r[k]).label(k) for k in ROLLED])
     return {
         (row.key or "", row.category or ""): {k: float(row._mapping[k] or 0) for k in ROLLED}
@@ -459,13 +467,8 @@ def _rolled_hours(
     conn: Connection, start: dt.date, end: dt.date, skip: set[dt.date], scope: Scope
 ) -> Iterator[tuple[tuple[str, str], bytes]]:
     r = Rollup.__table__.c  # type: ignore[attr-defined]
-    key = r.office if scope.by == "office" else r[scope.by]
-    where = [r.day.between(start, end), r.hours.is_not(None)]
-    if skip:
-        where.append(r.day.not_in(sorted(skip)))
-    if scope.office:
-        where.append(r.office == scope.office)
-    for row in conn.execute(select(key, r.category, r.hours).where(*where)):
+    key, where = _rollup_rows(start, end, skip, scope)
+    for row in conn.execute(select(key, r.category, r.hours).where(*where, r.hours.is_not(None))):
         yield (row[0] or "", row[1] or ""), row[2]
 
 

@@ -8,9 +8,9 @@ import statistics
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select, text, update
+from sqlalchemy import func, select, update
 
-from service.db import make_engine, upgrade
+from service.db import make_engine
 from service.reports import service as service_module
 from service.reports.models import Rollup, RollupDay
 from service.reports.rollup import rebuild, refresh, verify
@@ -31,7 +31,7 @@ from service.rules import load_rules
 from service.scheduler import run_rollup
 from service.state import AppState
 from service.tickets.models import ChangedDay
-from tests.conftest import ROOT, run_cli
+from tests.conftest import ROOT, explain, run_cli
 from tests.service.reports.test_daily_report import DAY, DISPATCHER, SH, _do, at, fixture
 
 __all__ = ["fixture"]
@@ -144,21 +144,13 @@ def test_a_long_periods_hotspot_list_covers_its_last_window(fixture: AppState) -
 
 @pytest.mark.postgres
 def test_a_periods_resolutions_are_read_from_the_index_alone(pg_url: str) -> None:
-    """The 办结时长 median reads each resolution's office, category, 片区 and clock start from ix_ticket_resolved_at
-    (INCLUDE columns): a year of resolutions visits no ticket row."""
-    engine = make_engine(pg_url)
+    """Where the 办结时长 median reads resolutions themselves (days the rollup does not hold, and each day's
+    rebuild), it reads their office, category, 片区 and clock start from ix_ticket_resolved_at (INCLUDE columns):
+    no ticket row is visited."""
     lo, hi = dt.datetime(2025, 12, 1, tzinfo=dt.UTC), dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
     for by in ("office", "grid"):
-        sql = select(_resolutions(lo, hi, Scope(by=by))).compile(
-            dialect=engine.dialect, compile_kwargs={"literal_binds": True}
-        )
-        with engine.connect() as conn:
-            conn.execute(text("SET LOCAL enable_seqscan = off"))
-            conn.execute(text("SET LOCAL enable_bitmapscan = off"))
-            plan = "\n".join(r[0] for r in conn.execute(text(f"EXPLAIN {sql}")))
-            conn.rollback()
+        plan = explain(pg_url, select(_resolutions(lo, hi, Scope(by=by))))
         assert "Index Only Scan using ix_ticket_resolved_at on ticket" in plan, plan
-    engine.dispose()
 
 
 def test_a_rolled_periods_median_reads_the_rollup_not_the_rounds(
@@ -238,19 +230,6 @@ class _NoRows(list[Any]):
         return []
 
 
-def _plan(pg_url: str, sql: str) -> str:
-    """The plan PostgreSQL picks on the (tiny) test table when the scans a planner rightly prefers there are off."""
-    upgrade(pg_url)
-    engine = make_engine(pg_url)
-    with engine.connect() as conn:
-        for setting in ("enable_seqscan", "enable_bitmapscan"):
-            conn.execute(text(f"SET LOCAL {setting} = off"))
-        plan = "\n".join(r[0] for r in conn.execute(text(f"EXPLAIN {sql}")))
-        conn.rollback()
-    engine.dispose()
-    return plan
-
-
 @pytest.mark.postgres
 def test_the_hotspot_list_finds_its_flagged_places_in_the_flagged_tickets_alone(pg_url: str) -> None:
     """The 冒头楼栋清单 first finds which places were flagged in its window: from the partial index of flagged
@@ -259,7 +238,7 @@ def test_the_hotspot_list_finds_its_flagged_places_in_the_flagged_tickets_alone(
     conn = _Capture(make_engine(pg_url).dialect)
     assert hotspot_list(conn, load_rules(ROOT / "rules.yaml"), lo, hi, by="office") == []  # type: ignore[arg-type]
     (sql,) = conn.statements  # nothing flagged: the places' tickets are never asked for
-    assert "Index Only Scan using ix_ticket_hotspot" in _plan(pg_url, sql)
+    assert "Index Only Scan using ix_ticket_hotspot" in explain(pg_url, sql)
 
 
 @pytest.mark.postgres
@@ -270,4 +249,4 @@ def test_the_overdue_figure_reads_the_unresolved_tickets_from_their_index_alone(
     _overdue_open(conn, dt.datetime(2026, 12, 1, tzinfo=dt.UTC), Scope())  # type: ignore[arg-type]
     unresolved = [sql for sql in conn.statements if "resolved_at IS NULL" in sql]
     assert len(unresolved) == 1
-    assert "Index Only Scan using ix_ticket_open_due" in _plan(pg_url, unresolved[0])
+    assert "Index Only Scan using ix_ticket_open_due" in explain(pg_url, unresolved[0])

@@ -20,7 +20,7 @@ from service.tickets import service as tickets
 from service.tickets.models import Ticket
 from service.tickets.service import Actor, TicketFilter, list_statement
 from service.web.listing import total_text
-from tests.conftest import auth, payload, post_ticket, token_for
+from tests.conftest import auth, explain, payload, post_ticket, token_for
 from tests.service.web.test_sessions import login
 
 TEXTS = (
@@ -193,24 +193,6 @@ def test_each_list_is_answered_by_its_index(
     assert index in plan and "Sort" not in plan, plan
 
 
-def _index_only_plan(pg_url: str, statement: Any, *, without: tuple[str, ...] = ()) -> str:
-    upgrade(pg_url)
-    engine = make_engine(pg_url)
-    sql = statement.compile(dialect=engine.dialect, compile_kwargs={"literal_binds": True})
-    with Session(engine) as session:
-        # a tiny test table: forbid the plans a planner rightly prefers there (a sequential scan, a bitmap of the
-        # broad indexes) and see whether the small index answers alone
-        for setting in ("enable_seqscan", "enable_bitmapscan"):
-            session.execute(text(f"SET LOCAL {setting} = off"))
-        # and an index that an empty table makes look as good (dropped in this transaction only)
-        for other in without:
-            session.execute(text(f"DROP INDEX {other}"))
-        plan = "\n".join(r[0] for r in session.execute(text(f"EXPLAIN {sql}")))
-        session.rollback()
-    engine.dispose()
-    return plan
-
-
 @pytest.mark.postgres
 def test_the_overdue_lists_count_reads_its_small_index_alone(pg_url: str) -> None:
     """The overdue list counts (up to the cap) from the partial index of unresolved tickets, which carries the state:
@@ -218,7 +200,7 @@ def test_the_overdue_lists_count_reads_its_small_index_alone(pg_url: str) -> Non
     now = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
     base = tickets._matching(Actor("派单员", Role.dispatcher), TicketFilter(overdue=True), now)
     capped = select(func.count()).select_from(base.with_only_columns(col(Ticket.id)).limit(10_001).subquery())
-    plan = _index_only_plan(pg_url, capped, without=("ix_ticket_queue",))
+    plan = explain(pg_url, capped, without=("ix_ticket_queue",))
     assert "Index Only Scan using ix_ticket_open_due" in plan, plan
 
 
@@ -235,7 +217,7 @@ def test_the_queue_picks_counts_and_finds_unstamped_tickets_from_small_indexes(p
     basis = "0123456789abcdef"
     pick, count, unstamped = statements(base, basis=basis, now=now, waiting_only=dispatcher, urgent_first=dispatcher)
     for statement in (pick.limit(200), count, *[part.with_only_columns(col(Ticket.id)) for part in unstamped]):
-        plan = _index_only_plan(pg_url, statement, without=("ix_ticket_open_due",))
+        plan = explain(pg_url, statement, without=("ix_ticket_open_due",))
         if dispatcher:
             assert "Index Only Scan using ix_ticket_queue" in plan, plan
         else:
