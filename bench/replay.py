@@ -1,5 +1,8 @@
-"""Replay real traffic: the 2,816 messages of 泰迪杯 附件4 through the signed webhook in their original order, each
-resolved at its real reply time (答复时间) on a simulated clock, then the resulting report.
+"""Replay real traffic: the messages of 泰迪杯 附件4 with an even 留言编号 through the signed webhook in their original
+order, each resolved at its real reply time (答复时间) on a simulated clock, then the resulting report.
+
+Odd 留言编号 are reserved for an independent evaluation of the street model, so the replay skips them before reading
+their text: no reserved message passes through the service, its logs or its database.
 
 The service runs in-process (ASGI, the same app as `hotline serve`) on a fresh SQLite file with the shipped street
 model; time is compressed by moving the app's clock to each message's own timestamp.
@@ -51,9 +54,14 @@ def _when(text: str) -> dt.datetime:
     raise ValueError(f"无法解析时间：{text!r}")
 
 
+def _even(number: str) -> bool:
+    number = number.strip()
+    return number.isdigit() and int(number) % 2 == 0
+
+
 def _messages(limit: int | None) -> list[dict[str, Any]]:
     with DATA.open(encoding="utf-8") as fh:
-        rows = list(csv.DictReader(fh))
+        rows = [r for r in csv.DictReader(fh) if _even(r["留言编号"])]
     out = [
         {
             "id": r["留言编号"].strip(),
