@@ -22,11 +22,11 @@ from pathlib import Path
 import numpy as np
 from sklearn.model_selection import StratifiedKFold
 
-from classifier.artifact import LoadedModel
 from classifier.calibrate import clopper_pearson_upper
 from classifier.config import Rules, load_rules
-from classifier.data import load_dataset, read_rows
-from classifier.decision import Classifier, Decision
+from classifier.data import load_dataset, load_real
+from classifier.decision import Decision
+from classifier.evaluate import fold_classifier
 from classifier.pipeline import PipelineParams, build_pipeline
 from classifier.train import map_labels
 
@@ -44,20 +44,22 @@ class Train:
 
 
 def _real_train(path: Path, rules: Rules) -> Train:
-    rows = [r for r in read_rows(path) if r["split"].strip() == "train" and r["label"].strip()]
-    texts = [f"{r['title'].strip()}\x1e{r['content'].strip()}" if r["title"].strip() else r["content"] for r in rows]
-    alt = [(r.get("alt") or "").strip() or None if r.get("clarity") == "ambiguous" else None for r in rows]
+    real = load_real(path)
+    keep = [i for i, split in enumerate(real.splits) if split == "train"]
     return Train(
-        texts=texts,
-        labels=map_labels([r["label"].strip() for r in rows], rules),
-        clear=np.array([r.get("clarity", "clear") == "clear" for r in rows], dtype=bool),
-        alt=[a if a in rules.categories else None for a in alt],
+        texts=[real.texts[i] for i in keep],
+        labels=map_labels([real.labels[i] for i in keep], rules),
+        clear=np.array([real.clarity[i] == "clear" for i in keep], dtype=bool),
+        alt=[
+            real.alts[i] if real.clarity[i] == "ambiguous" and real.alts[i] in rules.categories else None for i in keep
+        ],
     )
 
 
-def _oof(train: Train, rules: Rules, params: PipelineParams, alt_weight: float) -> list[Decision]:
-    corpus = load_dataset(ROOT / "models/street/corpus.jsonl", text_cols=["text"], label_col="label")
-    base_x, base_y = list(corpus.texts), map_labels(corpus.labels, rules)
+def _oof(
+    train: Train, corpus: tuple[list[str], list[str]], rules: Rules, params: PipelineParams, alt_weight: float
+) -> list[Decision]:
+    base_x, base_y = corpus
     out: list[Decision | None] = [None] * len(train.labels)
     splitter = StratifiedKFold(n_splits=FOLDS, shuffle=True, random_state=params.seed)
     for fit_idx, held_idx in splitter.split(train.texts, train.labels):
@@ -72,10 +74,7 @@ def _oof(train: Train, rules: Rules, params: PipelineParams, alt_weight: float) 
                 w.append(alt_weight)
         pipe = build_pipeline(user_words=rules.user_words(), boilerplate=rules.classifier.boilerplate, params=params)
         pipe.fit(x, y, model__sample_weight=np.asarray(w))
-        card = {"model_version": "oof", "classes": [str(c) for c in pipe.classes_]}
-        decisions = Classifier(LoadedModel(pipeline=pipe, card=card, path=Path("<oof>")), rules).decide_batch(
-            [train.texts[i] for i in held_idx]
-        )
+        decisions = fold_classifier(pipe, rules).decide_batch([train.texts[i] for i in held_idx])
         for i, d in zip(held_idx, decisions, strict=True):
             out[i] = d
     return [d for d in out if d is not None]
@@ -136,9 +135,11 @@ def main() -> None:
     card = json.loads((Path(args.model) / "card.json").read_text(encoding="utf-8"))
     params = PipelineParams(**card["params"])
     train = _real_train(ROOT / "models/street/real_labels.jsonl", rules)
-    result = {"shipped": _report("随附设置", _oof(train, rules, params, 0.0), train, rules)}
+    hand = load_dataset(ROOT / "models/street/corpus.jsonl", text_cols=["text"], label_col="label")
+    corpus = (list(hand.texts), map_labels(hand.labels, rules))
+    result = {"shipped": _report("随附设置", _oof(train, corpus, rules, params, 0.0), train, rules)}
     if args.alt_weight > 0:
-        soft = _oof(train, rules, params, args.alt_weight)
+        soft = _oof(train, corpus, rules, params, args.alt_weight)
         result["soft"] = _report(f"软标签（第二选择权重 {args.alt_weight}）", soft, train, rules)
     print(json.dumps(result, ensure_ascii=False))
 

@@ -118,6 +118,8 @@ class RealDataset:
     labels: list[str]
     splits: list[str]
     clarity: list[str]
+    # the labeller's second choice ("" when none was recorded)
+    alts: list[str]
     ids: list[str]
     sha256: str
     source: str
@@ -148,7 +150,7 @@ def load_real(path: str | Path) -> RealDataset:
     if not rows:
         raise DataError(f"{file} 没有数据行")
     _require(rows, ["id", "title", "content", "label", "split"], file)
-    out: dict[str, list[str]] = {k: [] for k in ("texts", "labels", "splits", "clarity", "ids", "targets")}
+    out: dict[str, list[str]] = {k: [] for k in ("texts", "labels", "splits", "clarity", "alts", "ids", "targets")}
     for number, row in enumerate(rows, start=1):
         split = row["split"].strip()
         if split not in REAL_SPLITS:
@@ -161,6 +163,7 @@ def load_real(path: str | Path) -> RealDataset:
         out["labels"].append(row["label"].strip())
         out["splits"].append(split)
         out["clarity"].append(row.get("clarity", "").strip() or "clear")
+        out["alts"].append((row.get("alt") or "").strip())
         out["ids"].append(row["id"])
         out["targets"].append(row.get("target", "").strip() or row["label"].strip())
     targets = out.pop("targets")

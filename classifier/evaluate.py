@@ -105,7 +105,8 @@ def auto_dispatch_curve(
     return curve
 
 
-def _fold_classifier(pipeline: Pipeline, rules: Rules) -> Classifier:
+def fold_classifier(pipeline: Pipeline, rules: Rules) -> Classifier:
+    """The full decision (model + rules) around a pipeline fitted in memory, e.g. on one cross-validation fold."""
     classes = [str(c) for c in pipeline.classes_]
     model = LoadedModel(pipeline=pipeline, card={"model_version": "cv", "classes": classes}, path=Path("<cv>"))
     return Classifier(model, rules)
@@ -141,7 +142,7 @@ def cross_validate(
     splits = list(splitter.split(x, y))
     for train_idx, test_idx in tqdm(splits, desc="交叉验证", disable=not progress, unit="折"):
         pipeline = build().fit(list(x[train_idx]), list(y[train_idx]), model__sample_weight=w[train_idx])
-        decisions = _fold_classifier(pipeline, rules).decide_batch(list(x[test_idx]))
+        decisions = fold_classifier(pipeline, rules).decide_batch(list(x[test_idx]))
         for i, d in zip(test_idx, decisions, strict=True):
             if decisions_out is not None:
                 decisions_out[i] = d

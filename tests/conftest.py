@@ -256,16 +256,22 @@ def receive(state: AppState, external_id: str, when: dt.datetime, text: str, **f
         return ticket
 
 
-def explain(pg_url: str, statement: Any, *, without: tuple[str, ...] = ()) -> str:
+def explain(
+    pg_url: str,
+    statement: Any,
+    *,
+    without: tuple[str, ...] = (),
+    off: tuple[str, ...] = ("enable_seqscan", "enable_bitmapscan"),
+) -> str:
     """The plan PostgreSQL picks for a statement (SQL text or a SQLAlchemy statement) on the tiny test tables, with
-    the scans a planner rightly prefers there turned off (sequential, bitmap) and the indexes in `without` dropped
-    for this transaction only: which index can answer the query, and whether it answers it alone."""
+    the plans a planner rightly prefers there turned off (`off`: sequential and bitmap scans) and the indexes in
+    `without` dropped for this transaction only: which index can answer the query, and whether it answers it alone."""
     upgrade(pg_url)
     engine = make_engine(pg_url)
     if not isinstance(statement, str):
         statement = str(statement.compile(dialect=engine.dialect, compile_kwargs={"literal_binds": True}))
     with engine.connect() as conn:
-        for setting in ("enable_seqscan", "enable_bitmapscan"):
+        for setting in off:
             conn.execute(text(f"SET LOCAL {setting} = off"))
         for other in without:
             conn.execute(text(f"DROP INDEX {other}"))

@@ -438,6 +438,9 @@ def resolution_hours(
     return hours
 
 
+HOURS_DTYPE = "<f8"
+
+
 def pack_hours(values: list[float]) -> bytes:
     """Hours as the rollup stores them: sorted little-endian doubles, so a day's bytes are one canonical value."""
     return np.sort(np.asarray(values, dtype=HOURS_DTYPE)).tobytes()
@@ -445,9 +448,6 @@ def pack_hours(values: list[float]) -> bytes:
 
 def unpack_hours(blob: bytes | None) -> Any:
     return np.frombuffer(blob or b"", dtype=HOURS_DTYPE)
-
-
-HOURS_DTYPE = "<f8"
 
 
 def _median(blob: bytes) -> float | None:
@@ -482,7 +482,8 @@ def _medians(
     chunks: dict[tuple[str, str], list[bytes]] = defaultdict(list)
     for a, b in _runs(live):
         for group, hours in resolution_hours(conn, *period_bounds(a, b, zone), scope).items():
-            chunks[group].append(pack_hours(hours))
+            # unsorted: the median partitions, and only the rollup's stored bytes need one canonical order
+            chunks[group].append(np.asarray(hours, dtype=HOURS_DTYPE).tobytes())
     if len(live) < len(_days(start, end)):
         for group, blob in _rolled_hours(conn, start, end, live, scope):
             chunks[group].append(blob)

@@ -292,7 +292,7 @@ class Ticket(TicketBase, table=True):
         ),
         # the dispatcher queue and the workbench (service/deadlines/queue.py): the open tickets only, by the calendar
         # their 临期 instants were stamped under; on PostgreSQL with every column the queue decides, orders and
-        # filters by, so neither the stamped nor the unstamped tickets' rows are read to pick the 200 shown
+        # filters by, so neither the stamped nor the unstamped tickets' rows are read to pick the ones shown
         Index(
             "ix_ticket_queue",
             "warn_basis",
